@@ -1,0 +1,98 @@
+//! Choosing where the model runs and in which float type.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::{Device, FloatDType};
+
+use crate::error::{Error, Result};
+
+/// Which burn backend runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// burn's `flex` CPU backend.
+    #[default]
+    Cpu,
+    /// wgpu: Vulkan, Metal or DX12 natively, WebGPU in the browser.
+    Wgpu,
+}
+
+/// Float type of weights and activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+}
+
+impl Precision {
+    pub fn float_dtype(self) -> FloatDType {
+        match self {
+            Precision::F32 => FloatDType::F32,
+            Precision::F16 => FloatDType::F16,
+        }
+    }
+}
+
+impl FromStr for Backend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(Backend::Cpu),
+            "wgpu" | "gpu" | "webgpu" => Ok(Backend::Wgpu),
+            other => Err(Error::input(format!("unknown device `{other}` (expected cpu or wgpu)"))),
+        }
+    }
+}
+
+impl FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" | "fp32" => Ok(Precision::F32),
+            "f16" | "fp16" => Ok(Precision::F16),
+            other => Err(Error::input(format!("unknown dtype `{other}` (expected f32 or f16)"))),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Cpu => "cpu",
+            Backend::Wgpu => "wgpu",
+        })
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        })
+    }
+}
+
+/// Opens the backend's device (native). wgpu picks the default adapter; an error, not a panic,
+/// when there is none.
+#[cfg(feature = "native")]
+pub fn open_device(backend: Backend) -> Result<Device> {
+    match backend {
+        Backend::Cpu => Ok(Device::flex()),
+        Backend::Wgpu => Device::wgpu_options()
+            .init()
+            .map_err(|e| Error::DeviceUnavailable(format!("wgpu: {e}"))),
+    }
+}
+
+/// Checks that `device` can compute in `precision` (f16 needs e.g. WebGPU's `shader-f16`).
+pub fn check_precision(device: &Device, backend: Backend, precision: Precision) -> Result<()> {
+    if device.supports_dtype(precision.float_dtype()) {
+        Ok(())
+    } else {
+        Err(Error::DeviceUnavailable(format!(
+            "the {backend} device does not support {precision}"
+        )))
+    }
+}

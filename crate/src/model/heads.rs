@@ -1,0 +1,46 @@
+//! The three score heads: `a = relu(score2([q0, p]))` on the features before the list
+//! transformer, `b = relu(score3([q0', p']))` on those after it, `sigmoid(score1([a, b]))`.
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::Tensor;
+use burn::tensor::activation::{relu, sigmoid};
+
+use super::params::Placement;
+use crate::error::Result;
+use crate::weights::WeightMap;
+
+#[derive(Module, Debug)]
+pub struct ScoreHeads {
+    score1: Linear,
+    score2: Linear,
+    score3: Linear,
+}
+
+/// [batch, len, D] lists `[query, passages...]` → [batch, len - 1, 2D]: each passage row
+/// preceded by its list's query row.
+fn pair_with_query(x: Tensor<3>) -> Tensor<3> {
+    let [batch, len, dim] = x.dims();
+    let query = x.clone().narrow(1, 0, 1).expand([batch, len - 1, dim]);
+    let passages = x.narrow(1, 1, len - 1);
+    Tensor::cat(vec![query, passages], 2)
+}
+
+impl ScoreHeads {
+    pub fn load(w: &mut WeightMap, at: &Placement, dim: usize) -> Result<Self> {
+        Ok(Self {
+            score1: at.linear(w, "linear_score1", 2 * dim, 1)?,
+            score2: at.linear(w, "linear_score2", 2 * dim, dim)?,
+            score3: at.linear(w, "linear_score3", 2 * dim, dim)?,
+        })
+    }
+
+    /// `before`, `after`: [batch, len, D] features before / after the list transformer.
+    /// Returns the scores in (0, 1), [batch, len - 1] (pad positions hold garbage).
+    pub fn forward(&self, before: Tensor<3>, after: Tensor<3>) -> Tensor<2> {
+        let a = relu(self.score2.forward(pair_with_query(before)));
+        let b = relu(self.score3.forward(pair_with_query(after)));
+        let logits = self.score1.forward(Tensor::cat(vec![a, b], 2));
+        sigmoid(logits).squeeze_dim::<2>(2)
+    }
+}

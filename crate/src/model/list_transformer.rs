@@ -1,0 +1,154 @@
+//! The ListTransformer: a query tag embedding, then PyTorch `nn.TransformerEncoderLayer`s
+//! (post-norm, GELU, packed q/k/v projection) under the two ListAttention masks.
+
+use burn::module::Module;
+use burn::nn::{Embedding, LayerNorm, Linear};
+use burn::tensor::activation::gelu;
+use burn::tensor::module::embedding;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+use super::attention::multi_head_attention;
+use super::params::Placement;
+use crate::config::{LIST_LAYER_NORM_EPS, ListConfig};
+use crate::error::Result;
+use crate::weights::WeightMap;
+
+/// Adds a learned tag (1 for the query at position 0, 0 elsewhere, pads included), then
+/// LayerNorm.
+#[derive(Module, Debug)]
+pub struct QueryEmbedding {
+    tags: Embedding,
+    norm: LayerNorm,
+}
+
+#[derive(Module, Debug)]
+pub struct ListLayer {
+    /// Packed q, k, v projection (`in_proj_weight` rows are q, then k, then v).
+    in_proj: Linear,
+    out_proj: Linear,
+    linear1: Linear,
+    linear2: Linear,
+    norm1: LayerNorm,
+    norm2: LayerNorm,
+    heads: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct ListTransformer {
+    query_embedding: QueryEmbedding,
+    layers: Vec<ListLayer>,
+}
+
+/// ListAttention for a padded batch of lists: [batch, len, len], true where row i may not
+/// attend to column j. Row 0 (the query) sees only itself; every other row sees the real items
+/// of its list (query and passages); padding is never attended to.
+pub fn list_attention_mask(lengths: &[usize], len: usize) -> TensorData {
+    let mut blocked = Vec::with_capacity(lengths.len() * len * len);
+    for &real in lengths {
+        for row in 0..len {
+            for col in 0..len {
+                let padding = col >= real;
+                let query_row_off_diagonal = row == 0 && col != 0;
+                blocked.push(padding || query_row_off_diagonal);
+            }
+        }
+    }
+    TensorData::new(blocked, [lengths.len(), len, len])
+}
+
+impl QueryEmbedding {
+    fn load(w: &mut WeightMap, at: &Placement, dim: usize) -> Result<Self> {
+        Ok(Self {
+            tags: at.embedding(w, "query_embedding.query_embedding.weight", 2, dim)?,
+            norm: at.layer_norm(w, "query_embedding.layerNorm", dim, LIST_LAYER_NORM_EPS)?,
+        })
+    }
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, len, _] = x.dims();
+        let mut tags = vec![0i64; batch * len];
+        tags.iter_mut().step_by(len).for_each(|t| *t = 1);
+        let tags = Tensor::<2, Int>::from_data(TensorData::new(tags, [batch, len]), &x.device());
+        self.norm.forward(x + embedding(self.tags.weight.val(), tags))
+    }
+}
+
+impl ListLayer {
+    fn load(w: &mut WeightMap, at: &Placement, c: &ListConfig, index: usize) -> Result<Self> {
+        let p = format!("list_transformer.layers.{index}");
+        let (d, f) = (c.dim, c.ffn);
+        let eps = LIST_LAYER_NORM_EPS;
+        let in_proj_keys = [
+            format!("{p}.self_attn.in_proj_weight"),
+            format!("{p}.self_attn.in_proj_bias"),
+        ];
+        Ok(Self {
+            in_proj: at.linear_from_keys(w, &in_proj_keys, d, 3 * d)?,
+            out_proj: at.linear(w, &format!("{p}.self_attn.out_proj"), d, d)?,
+            linear1: at.linear(w, &format!("{p}.linear1"), d, f)?,
+            linear2: at.linear(w, &format!("{p}.linear2"), f, d)?,
+            norm1: at.layer_norm(w, &format!("{p}.norm1"), d, eps)?,
+            norm2: at.layer_norm(w, &format!("{p}.norm2"), d, eps)?,
+            heads: c.heads,
+        })
+    }
+
+    fn forward(&self, x: Tensor<3>, blocked: Tensor<3, Bool>) -> Tensor<3> {
+        let [_, _, d] = x.dims();
+        let qkv = self.in_proj.forward(x.clone());
+        let q = qkv.clone().narrow(2, 0, d);
+        let k = qkv.clone().narrow(2, d, d);
+        let v = qkv.narrow(2, 2 * d, d);
+        let context = multi_head_attention(q, k, v, blocked, self.heads);
+        let x = self.norm1.forward(x + self.out_proj.forward(context));
+        let inner = gelu(self.linear1.forward(x.clone()));
+        self.norm2.forward(x + self.linear2.forward(inner))
+    }
+}
+
+impl ListTransformer {
+    pub fn load(w: &mut WeightMap, at: &Placement, c: &ListConfig) -> Result<Self> {
+        Ok(Self {
+            query_embedding: QueryEmbedding::load(w, at, c.dim)?,
+            layers: (0..c.layers)
+                .map(|i| ListLayer::load(w, at, c, i))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// `x`: [batch, len, D] padded lists `[query, passages...]`; `lengths`: real items per list
+    /// (query included). Returns the list-encoded features, same shape.
+    pub fn forward(&self, x: Tensor<3>, lengths: &[usize]) -> Tensor<3> {
+        let [_, len, _] = x.dims();
+        let blocked =
+            Tensor::<3, Bool>::from_data(list_attention_mask(lengths, len), &x.device());
+        let mut x = self.query_embedding.forward(x);
+        for layer in &self.layers {
+            x = layer.forward(x, blocked.clone());
+        }
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_row_sees_only_itself_and_padding_is_never_seen() {
+        let data = list_attention_mask(&[3, 2], 3);
+        let blocked: Vec<bool> = data.to_vec().unwrap();
+        #[rustfmt::skip]
+        let expected = [
+            // list of 3 (query + 2 passages)
+            false, true, true,
+            false, false, false,
+            false, false, false,
+            // list of 2 (query + 1 passage, then one pad)
+            false, true, true,
+            false, false, true,
+            false, false, true,
+        ];
+        assert_eq!(blocked, expected);
+    }
+}

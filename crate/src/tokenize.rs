@@ -1,0 +1,173 @@
+//! Tokenization with the `tokenizers` crate, exactly as the reference calls its HF tokenizer:
+//! every text alone as `[CLS] text [SEP]`, truncated to `max_length` tokens (special tokens
+//! included), no padding here (the encoder batches pad).
+
+use serde::Deserialize;
+use ahash::AHashMap;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::error::{Error, Result};
+
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    file: String,
+}
+
+/// The `tokenizer_config.json` fields that shape a BERT tokenizer built from `vocab.txt`.
+#[derive(Deserialize)]
+struct BertTokenizerConfig {
+    #[serde(default = "yes")]
+    do_lower_case: bool,
+    #[serde(default)]
+    strip_accents: Option<bool>,
+    #[serde(default = "yes")]
+    tokenize_chinese_chars: bool,
+    #[serde(default = "unk")]
+    unk_token: String,
+    #[serde(default = "cls")]
+    cls_token: String,
+    #[serde(default = "sep")]
+    sep_token: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn unk() -> String {
+    "[UNK]".into()
+}
+fn cls() -> String {
+    "[CLS]".into()
+}
+fn sep() -> String {
+    "[SEP]".into()
+}
+
+impl TextTokenizer {
+    /// From a `tokenizer.json`. Its own padding and truncation settings are replaced by ours.
+    pub fn from_json(bytes: &[u8], file: &str) -> Result<Self> {
+        let inner = Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer {
+            file: file.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            inner,
+            file: file.into(),
+        })
+    }
+
+    /// A BERT WordPiece tokenizer from `vocab.txt` (one token per line, id = line number) and
+    /// optionally `tokenizer_config.json`, as transformers' `BertTokenizerFast` builds it.
+    pub fn from_vocab(vocab: &str, config_json: Option<&str>, file: &str) -> Result<Self> {
+        let fail = |reason: String| Error::Tokenizer {
+            file: file.into(),
+            reason,
+        };
+        let config: BertTokenizerConfig = serde_json::from_str(config_json.unwrap_or("{}"))
+            .map_err(|e| fail(format!("tokenizer_config.json: {e}")))?;
+        let vocab: AHashMap<String, u32> = vocab
+            .lines()
+            .enumerate()
+            .map(|(id, token)| (token.trim_end().to_string(), id as u32))
+            .collect();
+        let id_of = |token: &str| {
+            vocab
+                .get(token)
+                .copied()
+                .ok_or_else(|| fail(format!("special token {token} is not in the vocabulary")))
+        };
+        let cls_id = id_of(&config.cls_token)?;
+        let sep_id = id_of(&config.sep_token)?;
+        id_of(&config.unk_token)?;
+        let model = WordPiece::builder()
+            .vocab(vocab)
+            .unk_token(config.unk_token.clone())
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let mut inner = Tokenizer::new(model);
+        inner
+            .with_normalizer(Some(BertNormalizer::new(
+                true,
+                config.tokenize_chinese_chars,
+                config.strip_accents,
+                config.do_lower_case,
+            )))
+            .map_err(|e| fail(e.to_string()))?;
+        inner.with_pre_tokenizer(Some(BertPreTokenizer));
+        inner.with_post_processor(Some(BertProcessing::new(
+            (config.sep_token, sep_id),
+            (config.cls_token, cls_id),
+        )));
+        Ok(Self {
+            inner,
+            file: file.into(),
+        })
+    }
+
+    /// Sets the truncation length: at most `max_length` ids per text, special tokens included.
+    pub fn set_max_length(&mut self, max_length: usize) -> Result<()> {
+        if max_length < 2 {
+            return Err(Error::input(format!(
+                "max_length {max_length} leaves no room for [CLS] and [SEP] (minimum 2)"
+            )));
+        }
+        let truncation = TruncationParams {
+            direction: TruncationDirection::Right,
+            max_length,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+        };
+        self.inner.with_padding(None);
+        if let Err(e) = self.inner.with_truncation(Some(truncation)) {
+            return Err(self.error(e));
+        }
+        Ok(())
+    }
+
+    /// Token ids of each text, `[CLS] ... [SEP]`, truncated as set by `set_max_length`.
+    pub fn encode_all(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        let encodings = self
+            .inner
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| self.error(e))?;
+        Ok(encodings.iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> Error {
+        Error::Tokenizer {
+            file: self.file.clone(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl TextTokenizer {
+    /// Number of ids the tokenizer can produce (added tokens included).
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+}
+
+#[cfg(feature = "native")]
+impl TextTokenizer {
+    /// Reads `tokenizer.json`, or `vocab.txt` (+ `tokenizer_config.json`), from disk.
+    pub fn from_files(files: &crate::weights::TokenizerFiles) -> Result<Self> {
+        use crate::weights::TokenizerFiles;
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))
+        };
+        match files {
+            TokenizerFiles::Json(path) => {
+                Self::from_json(read(path)?.as_bytes(), &path.display().to_string())
+            }
+            TokenizerFiles::Vocab { vocab, config } => {
+                let config_text = config.as_deref().map(read).transpose()?;
+                Self::from_vocab(&read(vocab)?, config_text.as_deref(), &vocab.display().to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test of the project: Rust unit, golden, CLI and real-weights tests on the CPU
+# backend and on wgpu (Mesa's software Vulkan when there is no GPU), after installing what
+# they need (idempotent; apt packages only when running as root).
+#   bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/listconranker-target}"
+
+# System packages: Python's venv for the reference, Mesa's Vulkan drivers for wgpu without a GPU.
+apt_packages=(python3-venv mesa-vulkan-drivers libvulkan1)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "warning: missing packages ${missing[*]} (install them as root)" >&2
+    fi
+fi
+
+# The reference venv holds the real all-MiniLM-L6-v2 weights used by the encoder check.
+venv="$(bash tests/reference/setup.sh | tail -n 1)"
+export LCR_VENV="$venv"
+
+# wgpu on a machine without a GPU: Mesa's lavapipe.
+lvp=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
+if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f "$lvp" ] && ! ls /dev/dri/render* >/dev/null 2>&1; then
+    export VK_ICD_FILENAMES="$lvp"
+fi
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+    XDG_RUNTIME_DIR="$(mktemp -d)"
+    export XDG_RUNTIME_DIR
+fi
+# In CI the wgpu tests must run, not skip.
+if [ -n "${CI:-}" ]; then
+    export LCR_REQUIRE_WGPU=1
+fi
+
+cargo test --release --workspace 2>&1
