@@ -78,11 +78,15 @@ impl fmt::Display for Precision {
 /// when there is none.
 #[cfg(feature = "native")]
 pub fn open_device(backend: Backend) -> Result<Device> {
+    use std::sync::OnceLock;
+    // burn registers the wgpu runtime once per process: later models share that device.
+    static WGPU: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
     match backend {
         Backend::Cpu => Ok(Device::flex()),
-        Backend::Wgpu => Device::wgpu_options()
-            .init()
-            .map_err(|e| Error::DeviceUnavailable(format!("wgpu: {e}"))),
+        Backend::Wgpu => WGPU
+            .get_or_init(|| Device::wgpu_options().init().map_err(|e| format!("wgpu: {e}")))
+            .clone()
+            .map_err(Error::DeviceUnavailable),
     }
 }
 
