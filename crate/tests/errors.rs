@@ -167,3 +167,14 @@ fn corrupt_pickle_and_config_are_model_errors() {
     fs::write(dir.path().join("config.json"), b"{\"hidden_size\": 16").unwrap();
     assert_error(&load_err(dir.path()), "MODEL_INVALID", &["config.json"]);
 }
+
+#[test]
+fn pickle_missing_key_is_named_with_its_file() {
+    let dir = copy_model("zh-tiny");
+    fs::copy(
+        fixtures().join("broken/list_transformer_missing_key.pt"),
+        dir.path().join("list_transformer.pt"),
+    )
+    .unwrap();
+    assert_error(&load_err(dir.path()), "MODEL_INVALID", &["list_transformer.pt", "linear_score1.bias"]);
+}

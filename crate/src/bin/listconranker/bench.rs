@@ -1,0 +1,271 @@
+//! `listconranker bench`: a seeded workload of realistic text lengths, timed per list, and,
+//! with `--reference`, the same workload through the PyTorch reference on the same machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::ModelArgs;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Lists in the workload.
+    #[arg(long, default_value_t = 8)]
+    lists: usize,
+    /// Passages per list.
+    #[arg(long, default_value_t = 20)]
+    passages: usize,
+    /// Time iterative inference instead of compute_score.
+    #[arg(long)]
+    iterative: bool,
+    /// Untimed passes over the workload before timing.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Timed passes over the workload.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Python interpreter with the reference's packages (tests/reference/setup.sh prints its
+    /// venv): runs tests/reference/bench_reference.py on the same workload, in f32 on the CPU.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// What one side of the benchmark measured (the reference script writes the same fields).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct BenchResult {
+    pub texts_per_s: f64,
+    pub lists_per_s: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    #[serde(default)]
+    pub peak_rss_mb: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    workload: WorkloadInfo,
+    listconranker: BenchResult,
+    reference: Option<serde_json::Value>,
+    /// listconranker texts/s divided by the reference's.
+    speedup: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct WorkloadInfo {
+    model: String,
+    device: String,
+    dtype: String,
+    mode: &'static str,
+    lists: usize,
+    passages: usize,
+    seed: u64,
+    repeat: usize,
+}
+
+/// Seeded text generator (SplitMix64): Chinese passages built from common characters with
+/// some English words and digits mixed in, of the lengths real queries and passages have
+/// (queries ~10-30 tokens, passages ~60-250).
+struct TextGenerator(u64);
+
+const CHINESE: &str = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处理府研质";
+const ENGLISH: [&str; 16] = [
+    "search", "model", "ranking", "query", "data", "web", "GPU", "health", "2024", "AI",
+    "medicine", "the", "of", "and", "reranker", "list",
+];
+
+impl TextGenerator {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn text(&mut self, min_tokens: usize, max_tokens: usize) -> String {
+        let chars: Vec<char> = CHINESE.chars().collect();
+        let tokens = min_tokens + self.below(max_tokens - min_tokens + 1);
+        let mut text = String::new();
+        for _ in 0..tokens {
+            match self.below(20) {
+                0 => {
+                    text.push(' ');
+                    text.push_str(ENGLISH[self.below(ENGLISH.len())]);
+                    text.push(' ');
+                }
+                1 => text.push('，'),
+                _ => text.push(chars[self.below(chars.len())]),
+            }
+        }
+        text
+    }
+}
+
+fn workload(lists: usize, passages: usize, seed: u64) -> Vec<Vec<String>> {
+    let mut generator = TextGenerator(seed);
+    (0..lists)
+        .map(|_| {
+            std::iter::once(generator.text(10, 30))
+                .chain((0..passages).map(|_| generator.text(60, 250)))
+                .collect()
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = (p * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Peak resident memory of this process (Linux: VmHWM), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn run_reference(python: &Path, args: &BenchArgs, workload_file: &Path) -> Result<serde_json::Value, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/reference/bench_reference.py");
+    let out = tempfile_path("reference-result.json");
+    let mut command = Command::new(python);
+    command
+        .arg(&script)
+        .arg("--model")
+        .arg(&args.model.model)
+        .arg("--workload")
+        .arg(workload_file)
+        .args(["--dtype", "f32", "--device", "cpu"])
+        .args(["--warmup", &args.warmup.to_string(), "--repeat", &args.repeat.to_string()])
+        .args(["--max-length", &args.model.max_length.to_string()])
+        .arg("--json")
+        .arg(&out);
+    if args.iterative {
+        command.arg("--iterative");
+    }
+    eprintln!("running the PyTorch reference ({})", script.display());
+    let status = command
+        .status()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
+    if !status.success() {
+        return Err(format!("the reference benchmark failed ({status})"));
+    }
+    let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", out.display()))
+}
+
+fn tempfile_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("listconranker-bench-{}-{name}", std::process::id()))
+}
+
+pub fn run(args: &BenchArgs) -> Result<(), String> {
+    if args.lists == 0 || args.passages == 0 || args.repeat == 0 {
+        return Err("--lists, --passages and --repeat must be positive".into());
+    }
+    let ranker = args.model.load()?;
+    let lists = workload(args.lists, args.passages, args.seed);
+    let score = |list: &Vec<String>| -> Result<(), String> {
+        if args.iterative {
+            ranker.iterative_inference(list).map(drop)
+        } else {
+            ranker.compute_score(std::slice::from_ref(list)).map(drop)
+        }
+        .map_err(|e| e.to_string())
+    };
+    for _ in 0..args.warmup {
+        lists.iter().try_for_each(score)?;
+    }
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    for _ in 0..args.repeat {
+        for list in &lists {
+            let t = Instant::now();
+            score(list)?;
+            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let texts = (args.repeat * lists.iter().map(Vec::len).sum::<usize>()) as f64;
+    let ours = BenchResult {
+        texts_per_s: texts / seconds,
+        lists_per_s: (args.repeat * lists.len()) as f64 / seconds,
+        p50_ms: percentile(&latencies, 0.5),
+        p95_ms: percentile(&latencies, 0.95),
+        peak_rss_mb: peak_rss_mb(),
+    };
+    drop(ranker);
+
+    let reference = match &args.reference {
+        None => None,
+        Some(python) => {
+            let file = tempfile_path("workload.json");
+            let body = serde_json::json!({ "lists": lists }).to_string();
+            std::fs::write(&file, body).map_err(|e| format!("{}: {e}", file.display()))?;
+            let result = run_reference(python, args, &file);
+            let _ = std::fs::remove_file(&file);
+            Some(result?)
+        }
+    };
+    let reference_tps = reference.as_ref().and_then(|r| r["texts_per_s"].as_f64());
+    let report = Report {
+        workload: WorkloadInfo {
+            model: args.model.model.display().to_string(),
+            device: args.model.device.to_string(),
+            dtype: args.model.dtype.to_string(),
+            mode: if args.iterative { "iterative_inference" } else { "compute_score" },
+            lists: args.lists,
+            passages: args.passages,
+            seed: args.seed,
+            repeat: args.repeat,
+        },
+        speedup: reference_tps.map(|r| ours.texts_per_s / r),
+        listconranker: ours,
+        reference,
+    };
+    print_table(&report);
+    if let Some(path) = &args.json {
+        let body = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, body).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_table(report: &Report) {
+    let w = &report.workload;
+    println!(
+        "{} on {} {} ({}, {} lists x {} passages, {} timed passes)",
+        w.model, w.device, w.dtype, w.mode, w.lists, w.passages, w.repeat
+    );
+    println!("{:<16} {:>10} {:>10} {:>10} {:>10} {:>12}", "", "texts/s", "lists/s", "p50 ms", "p95 ms", "peak RSS MB");
+    let ours = &report.listconranker;
+    let rss = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    println!(
+        "{:<16} {:>10.1} {:>10.2} {:>10.1} {:>10.1} {:>12}",
+        "listconranker", ours.texts_per_s, ours.lists_per_s, ours.p50_ms, ours.p95_ms, rss(ours.peak_rss_mb)
+    );
+    if let Some(r) = &report.reference {
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{:<16} {:>10.1} {:>10.2} {:>10.1} {:>10.1} {:>12}",
+            "pytorch (f32)", f("texts_per_s"), f("lists_per_s"), f("p50_ms"), f("p95_ms"), rss(r["peak_rss_mb"].as_f64())
+        );
+    }
+    if let Some(s) = report.speedup {
+        println!("speedup (texts/s, listconranker / pytorch): {s:.2}x");
+    }
+}
