@@ -259,10 +259,16 @@ fn print_table(report: &Report) {
         "listconranker", ours.texts_per_s, ours.lists_per_s, ours.p50_ms, ours.p95_ms, rss(ours.peak_rss_mb)
     );
     if let Some(r) = &report.reference {
-        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        // The reference script's JSON: texts_per_s, lists_per_s, latency_ms {p50, p95}.
+        let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
         println!(
             "{:<16} {:>10.1} {:>10.2} {:>10.1} {:>10.1} {:>12}",
-            "pytorch (f32)", f("texts_per_s"), f("lists_per_s"), f("p50_ms"), f("p95_ms"), rss(r["peak_rss_mb"].as_f64())
+            "pytorch (f32)",
+            f(&r["texts_per_s"]),
+            f(&r["lists_per_s"]),
+            f(&r["latency_ms"]["p50"]),
+            f(&r["latency_ms"]["p95"]),
+            rss(r["peak_rss_mb"].as_f64())
         );
     }
     if let Some(s) = report.speedup {
