@@ -95,3 +95,22 @@ fn rerank_sorts_iterative_scores_best_first() {
     let got: Vec<usize> = ranked.iter().map(|r| r.index).collect();
     assert_eq!(got, order[..5].to_vec());
 }
+
+#[test]
+fn length_grouping_does_not_change_scores() {
+    // A budget of one token per batch forces every text into its own batch (no padding at all);
+    // the default budget pads texts of different lengths together. Mean pooling ignores pads.
+    let expected = expected("zh-tiny");
+    let case = expected.compute_score.iter().max_by_key(|c| c.batch.len()).unwrap();
+    let one_per_batch = listconranker::Reranker::load(
+        model_dir("zh-tiny"),
+        listconranker::LoadOptions { batch_tokens: 1, ..Default::default() },
+    )
+    .unwrap();
+    let grouped = load("zh-tiny", Backend::Cpu, Precision::F32).unwrap();
+    let a = one_per_batch.compute_score(&case.batch).unwrap();
+    let b = grouped.compute_score(&case.batch).unwrap();
+    for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+        assert!((x - y).abs() <= 1e-6, "{x} vs {y}");
+    }
+}
