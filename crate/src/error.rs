@@ -46,6 +46,15 @@ pub enum Error {
 
     #[error("inference failed on the device: {0}")]
     Execution(String),
+
+    /// An evaluation data file that cannot be read or has a malformed row (`row` is 1-based:
+    /// the line of a JSON Lines file, the row of a Parquet file; `None` for the whole file).
+    #[error("{file}{}: {reason}", row.map(|r| format!(": row {r}")).unwrap_or_default())]
+    InvalidData {
+        file: String,
+        row: Option<usize>,
+        reason: String,
+    },
 }
 
 impl Error {
@@ -63,6 +72,7 @@ impl Error {
             Error::InvalidInput(_) => "INPUT_INVALID",
             Error::DeviceUnavailable(_) => "DEVICE_UNAVAILABLE",
             Error::Execution(_) => "DEVICE_LOST",
+            Error::InvalidData { .. } => "DATA_INVALID",
         }
     }
 

@@ -13,6 +13,8 @@ pub mod config;
 pub mod device;
 mod encode;
 pub mod error;
+#[cfg(feature = "native")]
+pub mod eval;
 pub mod model;
 pub mod rank;
 mod reranker;
@@ -20,6 +22,8 @@ mod reranker;
 mod sentence_encoder;
 pub mod tokenize;
 pub mod weights;
+#[cfg(all(feature = "wasm", target_arch = "wasm32"))]
+mod wasm;
 
 pub use device::{Backend, Precision};
 pub use error::{Error, Result};

@@ -1,6 +1,8 @@
 //! The `listconranker` command line.
 
 mod bench;
+mod convert;
+mod eval;
 mod input;
 mod score;
 
@@ -25,23 +27,31 @@ enum Command {
     /// Measure throughput and latency on a seeded workload, optionally next to the PyTorch
     /// reference on the same machine.
     Bench(bench::BenchArgs),
+    /// Convert a checkpoint into a web bundle (manifest.json, safetensors shards,
+    /// tokenizer.json) for the browser; `--model` of every command accepts bundles too.
+    Convert(convert::ConvertArgs),
+    /// The model card's C-MTEB reranking figures (MAP, MRR@1/5/10) on data files in the
+    /// C-MTEB reranking format (Parquet or JSON Lines), with or without iterative inference.
+    Eval(eval::EvalArgs),
 }
 
 #[derive(Args)]
 pub struct ModelArgs {
-    /// Checkpoint directory (original split layout).
+    /// Checkpoint directory (original split layout, or a web bundle with manifest.json).
     #[arg(long)]
     pub model: PathBuf,
+    /// `cpu` (burn's flex backend) or `wgpu` (Vulkan, Metal or DX12).
     #[arg(long, default_value = "cpu", value_parser = parse_backend)]
     pub device: Backend,
+    /// `f32`, or `f16` where the device supports it.
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     pub dtype: Precision,
     /// Tokens per text, [CLS] and [SEP] included; longer texts are truncated.
     #[arg(long, default_value_t = 512)]
     pub max_length: usize,
-    /// Padded tokens per encoder batch.
-    #[arg(long, default_value_t = 16 * 1024)]
-    pub batch_tokens: usize,
+    /// Padded tokens per encoder batch (default: 512 on cpu, 8192 on wgpu).
+    #[arg(long)]
+    pub batch_tokens: Option<usize>,
 }
 
 fn parse_backend(s: &str) -> Result<Backend, String> {
@@ -78,6 +88,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Score(args) => score::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Convert(args) => convert::run(args),
+        Command::Eval(args) => eval::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
