@@ -41,3 +41,22 @@ if [ -n "${CI:-}" ]; then
 fi
 
 cargo test --release --workspace 2>&1
+
+# The browser: build the npm package (wasm32, web/build.sh) and run the real-Chromium tests
+# (headless Debian chromium driven by playwright-core; the demo page; a Vite app importing the
+# packed package). LCR_SKIP_BROWSER=1 skips this part.
+if [ -z "${LCR_SKIP_BROWSER:-}" ]; then
+    # A CJK font, so that the demo's screenshot shows its Chinese passages.
+    if ! command -v chromium >/dev/null 2>&1 || ! dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
+        else
+            echo "warning: chromium or fonts-wqy-microhei is missing (install them as root)" >&2
+        fi
+    fi
+    bash web/build.sh
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+    cargo build --release --bin listconranker --manifest-path crate/Cargo.toml
+    LCR_BIN="$CARGO_TARGET_DIR/release/listconranker" \
+        node --test --test-reporter=spec --test-concurrency=1 tests/browser/*.test.js 2>&1
+fi

@@ -25,6 +25,18 @@ pub enum Precision {
     F16,
 }
 
+impl Backend {
+    /// Padded tokens per encoder batch unless told otherwise. On the CPU small batches are
+    /// fastest (less padding, matrices that stay in cache: 512 ran 1.8x faster than 16384 on a
+    /// 20-passage list); GPUs want large batches to fill their cores.
+    pub fn default_batch_tokens(self) -> usize {
+        match self {
+            Backend::Cpu => 512,
+            Backend::Wgpu => 8192,
+        }
+    }
+}
+
 impl Precision {
     pub fn float_dtype(self) -> FloatDType {
         match self {
@@ -98,5 +110,28 @@ pub fn check_precision(device: &Device, backend: Backend, precision: Precision) 
         Err(Error::DeviceUnavailable(format!(
             "the {backend} device does not support {precision}"
         )))
+    }
+}
+
+/// Opens the backend's device in the browser (wasm32): WebGPU through burn's asynchronous
+/// initialiser (the only one browsers allow), once per worker; flex needs no initialisation.
+#[cfg(feature = "wasm")]
+pub async fn open_device_async(backend: Backend) -> Result<Device> {
+    thread_local! {
+        static WEBGPU: std::cell::RefCell<Option<Device>> = const { std::cell::RefCell::new(None) };
+    }
+    match backend {
+        Backend::Cpu => Ok(Device::flex()),
+        Backend::Wgpu => {
+            if let Some(device) = WEBGPU.with(|d| d.borrow().clone()) {
+                return Ok(device);
+            }
+            let device = Device::wgpu_options()
+                .init_async()
+                .await
+                .map_err(|e| Error::DeviceUnavailable(format!("WebGPU: {e}")))?;
+            WEBGPU.with(|d| *d.borrow_mut() = Some(device.clone()));
+            Ok(device)
+        }
     }
 }

@@ -63,3 +63,15 @@ pub fn read_floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     data.try_to_vec::<f32>()
         .map_err(|e| Error::Execution(format!("{e:?}")))
 }
+
+/// Reads a float tensor back to the host as f32 values, row-major, without blocking: the only
+/// readback allowed on wasm32 (WebGPU maps buffers asynchronously).
+pub async fn read_floats_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    let data = t
+        .cast(FloatDType::F32)
+        .into_data_async()
+        .await
+        .map_err(|e| Error::Execution(format!("{e:?}")))?;
+    data.try_to_vec::<f32>()
+        .map_err(|e| Error::Execution(format!("{e:?}")))
+}

@@ -11,7 +11,7 @@ use crate::config::{BertConfig, ModelConfig};
 use crate::device::{Backend, Precision, check_precision};
 use crate::error::{Error, Result};
 use crate::model::{ListConRankerModel, Placement, list_config};
-use crate::encode::{encode_in_length_batches, index_tensor, read_floats};
+use crate::encode::{encode_in_length_batches, index_tensor, read_floats, read_floats_async};
 use crate::rank::{
     IterativeSchedule, UniqueTexts, unify_duplicate_scores, validate_batch, validate_list,
 };
@@ -25,8 +25,17 @@ pub struct LoadOptions {
     pub precision: Precision,
     /// Tokens per text, `[CLS]` and `[SEP]` included; longer texts are truncated (default 512).
     pub max_length: usize,
-    /// Padded tokens per encoder batch: bounds memory while keeping batches large.
-    pub batch_tokens: usize,
+    /// Padded tokens per encoder batch; `None` picks the backend's best
+    /// ([`Backend::default_batch_tokens`]).
+    pub batch_tokens: Option<usize>,
+}
+
+impl LoadOptions {
+    pub fn effective_batch_tokens(&self) -> usize {
+        self.batch_tokens
+            .unwrap_or_else(|| self.backend.default_batch_tokens())
+            .max(1)
+    }
 }
 
 impl Default for LoadOptions {
@@ -35,7 +44,7 @@ impl Default for LoadOptions {
             backend: Backend::Cpu,
             precision: Precision::F32,
             max_length: 512,
-            batch_tokens: 16 * 1024,
+            batch_tokens: None,
         }
     }
 }
@@ -58,8 +67,14 @@ pub struct Reranker {
 
 impl Reranker {
     /// Loads a checkpoint directory in the original split layout.
+    /// A directory holding `manifest.json` is read as a web bundle (see `listconranker convert`).
     #[cfg(feature = "native")]
     pub fn load(dir: impl AsRef<Path>, options: LoadOptions) -> Result<Self> {
+        if crate::weights::bundle::is_bundle(dir.as_ref()) {
+            let parts = crate::weights::bundle::read_bundle_dir(dir.as_ref())?;
+            let device = crate::device::open_device(options.backend)?;
+            return Self::from_parts(parts.config, parts.weights, parts.tokenizer, device, options);
+        }
         let files = crate::weights::find_model_files(dir.as_ref())?;
         let bert = BertConfig::from_file(&files.encoder.config)?;
         let tokenizer = TextTokenizer::from_files(&files.encoder.tokenizer)?;
@@ -143,18 +158,41 @@ impl Reranker {
         validate_batch(batch)?;
         let unique = UniqueTexts::new(batch);
         let features = self.encode_texts(&unique.texts)?;
-        let width = unique.lists.iter().map(Vec::len).max().unwrap_or(0) - 1;
         let flat = read_floats(self.score_features(features, &unique.lists))?;
-        Ok(unique
-            .lists
-            .iter()
-            .zip(flat.chunks_exact(width))
-            .map(|(ids, row)| {
-                let mut scores = row[..ids.len() - 1].to_vec();
-                unify_duplicate_scores(&ids[1..], &mut scores);
-                scores
-            })
-            .collect())
+        Ok(split_list_scores(&unique.lists, &flat))
+    }
+
+    /// [`Self::compute_score`] with an asynchronous readback: the form to use on wasm32, where a
+    /// blocking readback is not possible.
+    pub async fn compute_score_async<S: AsRef<str>>(
+        &self,
+        batch: &[Vec<S>],
+    ) -> Result<Vec<Vec<f32>>> {
+        validate_batch(batch)?;
+        let unique = UniqueTexts::new(batch);
+        let features = self.encode_texts(&unique.texts)?;
+        let flat = read_floats_async(self.score_features(features, &unique.lists)).await?;
+        Ok(split_list_scores(&unique.lists, &flat))
+    }
+
+    /// [`Self::iterative_inference`] with asynchronous readbacks (wasm32).
+    pub async fn iterative_inference_async<S: AsRef<str>>(&self, list: &[S]) -> Result<Vec<f32>> {
+        validate_list(list).map_err(Error::input)?;
+        let batch = [list.iter().map(AsRef::as_ref).collect::<Vec<&str>>()];
+        let unique = UniqueTexts::new(&batch);
+        let ids = &unique.lists[0];
+        let features = self.encode_texts(&unique.texts)?;
+        let mut schedule = IterativeSchedule::new(ids.len() - 1);
+        while let Some(remaining) = schedule.next_round() {
+            let round: Vec<usize> = std::iter::once(ids[0])
+                .chain(remaining.iter().map(|&p| ids[p + 1]))
+                .collect();
+            let scores = self.score_features(features.clone(), &[round.clone()]);
+            let mut scores = read_floats_async(scores).await?;
+            unify_duplicate_scores(&round[1..], &mut scores);
+            schedule.accept(&scores);
+        }
+        Ok(schedule.finish())
     }
 
     /// Iterative inference over one `[query, passage, ...]` list (for lists longer than about
@@ -207,7 +245,7 @@ impl Reranker {
     fn encode_texts(&self, texts: &[&str]) -> Result<Tensor<2>> {
         let ids = self.tokenizer.encode_all(texts)?;
         let dtype = self.options.precision.float_dtype();
-        Ok(encode_in_length_batches(&ids, self.options.batch_tokens, &self.device, |ids, real| {
+        Ok(encode_in_length_batches(&ids, self.options.effective_batch_tokens(), &self.device, |ids, real| {
             self.model.encode(ids, real, dtype)
         }))
     }
@@ -229,4 +267,19 @@ impl Reranker {
         self.model.score_lists(stacked, &lengths)
     }
 
+}
+
+/// Cuts the flat [lists, longest - 1] scores into one row per list (pads dropped), giving
+/// duplicate passages of a list one score.
+fn split_list_scores(lists: &[Vec<usize>], flat: &[f32]) -> Vec<Vec<f32>> {
+    let width = lists.iter().map(Vec::len).max().unwrap_or(0) - 1;
+    lists
+        .iter()
+        .zip(flat.chunks_exact(width))
+        .map(|(ids, row)| {
+            let mut scores = row[..ids.len() - 1].to_vec();
+            unify_duplicate_scores(&ids[1..], &mut scores);
+            scores
+        })
+        .collect()
 }

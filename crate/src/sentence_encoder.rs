@@ -40,7 +40,7 @@ impl SentenceEncoder {
             encoder: BertEncoder::load(&mut weights, &placement, &config)?,
             tokenizer,
             device,
-            batch_tokens: options.batch_tokens,
+            batch_tokens: options.effective_batch_tokens(),
         })
     }
 

@@ -146,6 +146,11 @@ impl TextTokenizer {
 }
 
 impl TextTokenizer {
+    /// The tokenizer as `tokenizer.json` text (what a web bundle stores).
+    pub fn to_json(&self) -> Result<String> {
+        self.inner.to_string(false).map_err(|e| self.error(e))
+    }
+
     /// Number of ids the tokenizer can produce (added tokens included).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

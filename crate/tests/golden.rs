@@ -104,7 +104,7 @@ fn length_grouping_does_not_change_scores() {
     let case = expected.compute_score.iter().max_by_key(|c| c.batch.len()).unwrap();
     let one_per_batch = listconranker::Reranker::load(
         model_dir("zh-tiny"),
-        listconranker::LoadOptions { batch_tokens: 1, ..Default::default() },
+        listconranker::LoadOptions { batch_tokens: Some(1), ..Default::default() },
     )
     .unwrap();
     let grouped = load("zh-tiny", Backend::Cpu, Precision::F32).unwrap();

@@ -1,6 +1,7 @@
 //! Checkpoint reading: every format is decoded into one [`WeightMap`] of f32 host tensors under
 //! canonical key names, which the model builders then take from, checking shapes and values.
 
+pub mod bundle;
 mod map;
 #[cfg(feature = "native")]
 mod pickle;

@@ -64,7 +64,10 @@ pub fn load(model: &str, backend: Backend, precision: Precision) -> Option<Reran
     };
     match Reranker::load(model_dir(model), options) {
         Ok(ranker) => Some(ranker),
-        Err(e) if e.code() == "DEVICE_UNAVAILABLE" && std::env::var_os("LCR_REQUIRE_WGPU").is_none() => {
+        Err(e)
+            if e.code() == "DEVICE_UNAVAILABLE"
+                && std::env::var_os("LCR_REQUIRE_WGPU").is_none() =>
+        {
             eprintln!("skipping {backend} {precision}: {e}");
             None
         }
@@ -79,7 +82,10 @@ pub fn max_abs_diff(got: &[f32], expected: &[f64]) -> (f64, usize) {
         .zip(expected)
         .enumerate()
         .map(|(i, (&g, &e))| ((f64::from(g) - e).abs(), i))
-        .fold((0.0, 0), |best, cur| if cur.0 > best.0 { cur } else { best })
+        .fold(
+            (0.0, 0),
+            |best, cur| if cur.0 > best.0 { cur } else { best },
+        )
 }
 
 /// Every pair that the reference orders with a margin above `margin` is ordered the same way.
@@ -90,7 +96,10 @@ pub fn assert_same_ranking(got: &[f32], expected: &[f64], margin: f64, what: &st
                 assert!(
                     got[i] > got[j],
                     "{what}: passage {i} (expected {}, got {}) should rank above passage {j} (expected {}, got {})",
-                    expected[i], got[i], expected[j], got[j]
+                    expected[i],
+                    got[i],
+                    expected[j],
+                    got[j]
                 );
             }
         }

@@ -1,0 +1,54 @@
+// The demo page (www/) loads the model, searches, reranks; a screenshot is saved for a look.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { bundles, launch, outDir, serve } from './harness.js';
+
+let server;
+let context;
+
+before(async () => {
+  bundles();
+  server = await serve();
+  context = await launch();
+});
+
+after(async () => {
+  await context?.close();
+  server?.close();
+});
+
+test('the demo loads, searches and reranks the top 50 with the model', async () => {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('[page error]', e.message));
+  const model = encodeURIComponent('/tests/browser/.bundles/zh-tiny/');
+  const started = Date.now();
+  await page.goto(`${server.url}/www/?model=${model}&q=${encodeURIComponent('green tea caffeine 绿茶')}`);
+  await page.waitForFunction(() => window.demo && window.demo.lastResults && window.demo.firstScoreMs, null, { timeout: 120000 });
+  const r = await page.evaluate(() => ({
+    results: window.demo.lastResults.length,
+    scored: window.demo.lastResults.filter((x) => x.modelScore !== null).length,
+    firstScoreMs: window.demo.firstScoreMs,
+    device: window.demo.ranker.device,
+    status: document.getElementById('status').textContent,
+    notice: document.getElementById('notice').hidden ? '' : document.getElementById('notice').textContent,
+    items: document.querySelectorAll('#results li').length,
+    timings: document.getElementById('timings').textContent,
+  }));
+  assert.ok(r.results > 5 && r.results <= 50, JSON.stringify(r));
+  assert.equal(r.scored, r.results);
+  assert.equal(r.items, r.results);
+  assert.match(r.status, /Reranked on (CPU|WEBGPU)/);
+  assert.match(r.notice, /random/);
+  assert.match(r.timings, /rerank/);
+  // A second search through the form.
+  await page.fill('#query', '皮蛋 高血压');
+  await page.click('#search');
+  await page.waitForFunction(() => window.demo.lastResults.some((x) => x.modelScore !== null)
+    && document.getElementById('timings').textContent.includes('rerank') && !document.getElementById('search').disabled);
+  mkdirSync(outDir, { recursive: true });
+  await page.screenshot({ path: join(outDir, 'demo.png'), fullPage: false });
+  console.log(`demo: first score ${r.firstScoreMs.toFixed(0)} ms after page load on ${r.device} (test wall ${Date.now() - started} ms)`);
+  await page.close();
+});

@@ -1,0 +1,90 @@
+// Shared by the browser tests: a static server on 127.0.0.1 (Python's http.server, repo root),
+// headless Debian Chromium through playwright-core, and the fixture models as web bundles.
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const here = dirname(fileURLToPath(import.meta.url));
+export const root = resolve(here, '../..');
+export const outDir = process.env.LCR_BROWSER_OUT || join(here, '.out');
+export const MODELS = ['zh-tiny', 'en-3layer'];
+
+/** Serves `dir` on 127.0.0.1 at a free port; resolves to {url, close}. */
+export function serve(dir = root) {
+  return new Promise((ok, fail) => {
+    const child = spawn('python3', ['-u', '-m', 'http.server', '0', '--bind', '127.0.0.1'], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    const onData = (chunk) => {
+      text += chunk;
+      const m = text.match(/port (\d+)/);
+      if (m) {
+        child.stdout.off('data', onData);
+        ok({ url: `http://127.0.0.1:${m[1]}`, close: () => child.kill() });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', () => {}); // request log
+    child.on('error', fail);
+    child.on('exit', (code) => fail(new Error(`http.server exited with ${code}: ${text}`)));
+  });
+}
+
+export async function launch() {
+  const profile = join(outDir, `profile-${process.pid}-${Date.now()}`);
+  mkdirSync(profile, { recursive: true });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    chromiumSandbox: false,
+    args: [
+      '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu',
+    ],
+    viewport: { width: 1100, height: 900 },
+  });
+  return context;
+}
+
+/** The fixture models converted to bundles under tests/browser/.bundles/<model>/. */
+export function bundles() {
+  const bin = process.env.LCR_BIN
+    || join(process.env.CARGO_TARGET_DIR || join(process.env.HOME, '.cache/listconranker-target'), 'release/listconranker');
+  for (const model of MODELS) {
+    const out = join(here, '.bundles', model);
+    if (!existsSync(join(out, 'manifest.json'))) {
+      execFileSync(bin, ['convert', '--model', join(root, 'tests/fixtures/models', model), '--out', out], { stdio: 'inherit' });
+    }
+  }
+  return '/tests/browser/.bundles';
+}
+
+export async function expected(model) {
+  const { readFile } = await import('node:fs/promises');
+  return JSON.parse(await readFile(join(root, 'tests/fixtures/expected', `${model}.json`), 'utf8'));
+}
+
+/** Opens the test page (imports pkg/ and exposes it as window.lcr); logs console errors. */
+export async function openTestPage(context, base) {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('[page error]', e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') console.error(`[console ${m.type()}]`, m.text().slice(0, 300));
+  });
+  await page.goto(`${base}/tests/browser/page.html`);
+  await page.waitForFunction(() => window.lcr !== undefined);
+  return page;
+}
+
+export function maxAbsDiff(got, want) {
+  const a = got.flat();
+  const b = want.flat();
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}

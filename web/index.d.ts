@@ -1,0 +1,92 @@
+/** Where the model runs. 'auto': WebGPU on a hardware adapter, else the CPU (wasm) backend. */
+export type Device = 'auto' | 'webgpu' | 'cpu';
+export type DType = 'f32' | 'f16';
+
+export type ErrorCode =
+  | 'WEBGPU_UNAVAILABLE'
+  | 'MODEL_FETCH_FAILED'
+  | 'MODEL_INVALID'
+  | 'INPUT_INVALID'
+  | 'DEVICE_UNAVAILABLE'
+  | 'DEVICE_LOST'
+  | 'DISPOSED'
+  | 'INTERNAL_ERROR';
+
+export class ListConRankerError extends Error {
+  readonly name: 'ListConRankerError';
+  readonly code: ErrorCode;
+}
+
+export interface ProgressEvent {
+  /** 'init' (wasm), 'manifest', 'download' (per chunk), 'build' (model on the device), 'ready'. */
+  phase: 'init' | 'manifest' | 'download' | 'build' | 'ready';
+  /** Bytes received so far, over all files. */
+  loaded: number;
+  /** Bytes of all files of the bundle (0 before the manifest is read). */
+  total: number;
+  /** The file being downloaded, or null. */
+  file: string | null;
+}
+
+export interface LoadOptions {
+  /** Default 'auto'. */
+  device?: Device;
+  /** Compute type. Default 'f32'. f16 on WebGPU needs 'shader-f16' ('auto' falls back to the CPU). */
+  dtype?: DType;
+  /** Tokens per text, [CLS] and [SEP] included (default 512). */
+  maxLength?: number;
+  onProgress?: (event: ProgressEvent) => void;
+  /** Aborts the load (the worker is ended). */
+  signal?: AbortSignal;
+  /** Where the .wasm file is, if a bundler or server moved it. */
+  wasmUrl?: string | URL;
+}
+
+export interface CallOptions {
+  /** Rejects the call (a queued call never runs; a running one finishes in the worker unseen). */
+  signal?: AbortSignal;
+}
+
+export interface RerankOptions extends CallOptions {
+  /** Keep the best k. */
+  topK?: number;
+  /** Iterative inference (default true; equals computeScore for up to 20 passages). */
+  iterative?: boolean;
+  /** Add each passage's text as `document`. */
+  returnDocuments?: boolean;
+}
+
+export interface RankedPassage {
+  /** Position in the passages given. */
+  index: number;
+  score: number;
+  document?: string;
+}
+
+export class ListConRanker {
+  /** Loads a web bundle: the URL of its directory (or of its manifest.json). */
+  static load(modelUrl: string | URL, options?: LoadOptions): Promise<ListConRanker>;
+  /** What the model actually runs on. */
+  readonly device: 'webgpu' | 'cpu';
+  readonly dtype: DType;
+  /** Why `device` differs from what was asked for, or null. */
+  readonly deviceNote: string | null;
+  /** The WebGPU adapter's description, when on WebGPU. */
+  readonly adapter: string | null;
+  readonly config: { hidden: number; layers: number; vocab: number };
+  /** Milliseconds from the start of load() to a usable model (in the worker). */
+  readonly loadMs: number;
+  /** Bytes downloaded. */
+  readonly totalBytes: number;
+  /** One score in (0, 1) per passage of each [query, passage, ...] list, in input order. */
+  computeScore(batch: string[][], options?: CallOptions): Promise<number[][]>;
+  /** Iterative inference over one [query, passage, ...] list; scores are for ranking only. */
+  iterativeInference(list: string[], options?: CallOptions): Promise<number[]>;
+  /** Passages sorted by score, best first. */
+  rerank(query: string, passages: string[], options?: RerankOptions): Promise<RankedPassage[]>;
+  setMaxLength(maxLength: number): Promise<void>;
+  /** Frees the model and ends its worker. */
+  dispose(): Promise<void>;
+}
+
+export default ListConRanker;

@@ -1,0 +1,123 @@
+import { ListConRanker } from '../pkg/index.js';
+import { BM25 } from './bm25.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const state = { ranker: null, corpus: [], bm25: null, firstScoreLogged: false };
+const pageStart = performance.now();
+window.demo = state; // for tests and curious users
+
+// A main-thread clock: it keeps ticking while the model works in its worker.
+let ticks = 0;
+setInterval(() => { ticks += 1; $('clock').textContent = `main thread ♥ ${ticks}`; }, 100);
+
+function setStatus(text, error = false) {
+  $('status').textContent = text;
+  $('status').classList.toggle('error', error);
+}
+
+function fmtBytes(n) {
+  return n > 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(0)} kB`;
+}
+
+async function loadModel() {
+  $('search').disabled = true;
+  if (state.ranker) {
+    await state.ranker.dispose();
+    state.ranker = null;
+  }
+  const modelUrl = $('model').value;
+  const device = $('device').value;
+  const started = performance.now();
+  setStatus(`Loading ${modelUrl} (${device})…`);
+  try {
+    const ranker = await ListConRanker.load(modelUrl, {
+      device,
+      onProgress: ({ phase, loaded, total, file }) => {
+        if (phase === 'download' && total) {
+          $('progress').value = loaded / total;
+          setStatus(`Downloading ${file}: ${fmtBytes(loaded)} of ${fmtBytes(total)}`);
+        } else {
+          setStatus(`Loading: ${phase}…`);
+        }
+      },
+    });
+    state.ranker = ranker;
+    $('progress').value = 1;
+    const took = ((performance.now() - started) / 1000).toFixed(2);
+    state.readyText = `Model ready on ${ranker.device.toUpperCase()} (${ranker.dtype}${ranker.adapter ? `, ${ranker.adapter}` : ''})` +
+      ` in ${took} s, ${fmtBytes(ranker.totalBytes)}.${ranker.deviceNote ? ` Note: ${ranker.deviceNote}.` : ''}`;
+    setStatus(state.readyText);
+    const c = ranker.config;
+    const notice = $('notice');
+    notice.hidden = c.hidden >= 1024;
+    notice.textContent = `This page is running a tiny test model (hidden size ${c.hidden}, ${c.layers} layers) with random ` +
+      'weights: its scores are random-weight scores and the reranked order means nothing. Convert the real ' +
+      'checkpoint with `listconranker convert` and open this page with ?model=URL-of-the-bundle.';
+    $('search').disabled = false;
+  } catch (e) {
+    setStatus(`Could not load the model: ${e.code || e.name}: ${e.message}`, true);
+  }
+}
+
+function escapeHtml(s) {
+  return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+}
+
+async function search(query) {
+  const t0 = performance.now();
+  const hits = state.bm25.search(query, 50);
+  const t1 = performance.now();
+  const timings = [`BM25: ${hits.length} candidates of ${state.corpus.length} in ${(t1 - t0).toFixed(1)} ms`];
+  let ranked = hits.map((h, rank) => ({ ...h, bm25Rank: rank, modelScore: null }));
+  if ($('use-model').checked && state.ranker && hits.length > 0) {
+    const passages = hits.map((h) => state.corpus[h.index].text);
+    setStatus(`Reranking ${passages.length} passages on ${state.ranker.device}…`);
+    const order = await state.ranker.rerank(query, passages, { iterative: true });
+    const t2 = performance.now();
+    if (!state.firstScoreLogged) {
+      state.firstScoreLogged = true;
+      state.firstScoreMs = t2 - pageStart;
+    }
+    ranked = order.map((r) => ({ ...hits[r.index], bm25Rank: r.index, modelScore: r.score }));
+    timings.push(`rerank (${state.ranker.device}, iterative): ${(t2 - t1).toFixed(0)} ms`);
+    setStatus(`${state.readyText} Reranked on ${state.ranker.device.toUpperCase()}.`);
+  }
+  $('timings').textContent = timings.join(' · ');
+  $('results').innerHTML = ranked.map((r, rank) => {
+    const moved = r.bm25Rank - rank;
+    const badge = moved === 0 ? '' : `<span class="moved ${moved < 0 ? 'down' : ''}">${moved > 0 ? '▲' : '▼'}${Math.abs(moved)}</span>`;
+    const p = state.corpus[r.index];
+    return `<li>${r.modelScore === null ? '' : `<span class="score">${r.modelScore.toFixed(4)}</span> `}` +
+      `<span class="bm25">bm25 ${r.score.toFixed(2)}</span> ${badge} <span class="lang">${p.lang}</span> ${escapeHtml(p.text)}</li>`;
+  }).join('');
+  state.lastResults = ranked;
+  return ranked;
+}
+state.search = search;
+
+async function main() {
+  $('model').value = params.get('model') || 'models/zh-tiny/';
+  if (params.get('device')) $('device').value = params.get('device');
+  state.corpus = await (await fetch('corpus.json')).json();
+  state.bm25 = new BM25(state.corpus.map((p) => p.text));
+  $('corpus-size').textContent = `${state.corpus.length} passages in the corpus (www/corpus.json).`;
+  $('search-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    $('search').disabled = true;
+    try {
+      await search($('query').value);
+    } catch (err) {
+      setStatus(`Search failed: ${err.code || err.name}: ${err.message}`, true);
+    } finally {
+      $('search').disabled = !state.ranker;
+    }
+  });
+  $('reload').addEventListener('click', loadModel);
+  await loadModel();
+  if (params.get('q')) {
+    $('query').value = params.get('q');
+    $('search-form').requestSubmit();
+  }
+}
+main();
