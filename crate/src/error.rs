@@ -76,6 +76,8 @@ impl Error {
         }
     }
 
+    // File I/O happens only in native builds; the browser fetches in JavaScript.
+    #[cfg_attr(not(feature = "native"), allow(dead_code))]
     pub(crate) fn io(file: impl Display, err: impl Display) -> Self {
         Error::Io {
             file: file.to_string(),
