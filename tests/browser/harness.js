@@ -50,10 +50,32 @@ export async function launch() {
   return context;
 }
 
+/** The native CLI (built by tests/run.sh). */
+export function nativeBin() {
+  return process.env.LCR_BIN
+    || join(process.env.CARGO_TARGET_DIR || join(process.env.HOME, '.cache/listconranker-target'), 'release/listconranker');
+}
+
+/**
+ * The native CLI's scores for the same bundle: one `score` run per case (`batch` lists, or
+ * `list` with --iterative). Returns the scores in the shape of the case's expected scores.
+ */
+export function nativeScores(model, testCase) {
+  const iterative = !testCase.batch;
+  const lists = iterative ? [testCase.list] : testCase.batch;
+  const args = ['score', '--model', join(here, '.bundles', model), '--max-length', String(testCase.max_length)];
+  if (iterative) args.push('--iterative');
+  const stdout = execFileSync(nativeBin(), args, {
+    input: lists.map((l) => JSON.stringify(l)).join('\n') + '\n',
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
+  const rows = stdout.toString().trim().split('\n').map((line) => JSON.parse(line));
+  return iterative ? rows[0] : rows;
+}
+
 /** The fixture models converted to bundles under tests/browser/.bundles/<model>/. */
 export function bundles() {
-  const bin = process.env.LCR_BIN
-    || join(process.env.CARGO_TARGET_DIR || join(process.env.HOME, '.cache/listconranker-target'), 'release/listconranker');
+  const bin = nativeBin();
   for (const model of MODELS) {
     const out = join(here, '.bundles', model);
     if (!existsSync(join(out, 'manifest.json'))) {

@@ -2,7 +2,7 @@
 // within 1e-5, WebGPU (SwiftShader where there is no GPU) within 1e-4.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODELS, bundles, expected, launch, maxAbsDiff, openTestPage, serve } from './harness.js';
+import { MODELS, bundles, expected, launch, maxAbsDiff, nativeScores, openTestPage, serve } from './harness.js';
 
 let server;
 let context;
@@ -36,11 +36,11 @@ async function runCases(page, model, device, { iterative = true, cases } = {}) {
     };
     for (const c of scoreCases) {
       await setLength(c.max_length);
-      out.push({ name: c.name, got: await ranker.computeScore(c.batch), want: c.scores });
+      out.push({ name: c.name, case: c, got: await ranker.computeScore(c.batch), want: c.scores });
     }
     for (const c of iterCases) {
       await setLength(c.max_length);
-      out.push({ name: c.name, got: await ranker.iterativeInference(c.list), want: c.scores });
+      out.push({ name: c.name, case: c, got: await ranker.iterativeInference(c.list), want: c.scores });
     }
     const result = { device: ranker.device, note: ranker.deviceNote, out };
     await ranker.dispose();
@@ -49,15 +49,22 @@ async function runCases(page, model, device, { iterative = true, cases } = {}) {
 }
 
 for (const model of MODELS) {
-  test(`${model}: CPU backend scores equal the reference (<= 1e-5), compute_score and iterative`, async () => {
+  test(`${model}: CPU backend scores equal the reference and the native build (<= 1e-5), compute_score and iterative`, async (t) => {
     const page = await openTestPage(context, server.url);
     const { device, out } = await runCases(page, model, 'cpu');
     assert.equal(device, 'cpu');
     assert.ok(out.length >= 20, `${out.length} cases`);
+    let vsReference = 0;
+    let vsNative = 0;
     for (const c of out) {
       const diff = maxAbsDiff(c.got, c.want);
-      assert.ok(diff <= 1e-5, `${model} ${c.name}: max |diff| ${diff}`);
+      assert.ok(diff <= 1e-5, `${model} ${c.name}: max |diff| vs reference ${diff}`);
+      const native = maxAbsDiff(c.got, nativeScores(model, c.case));
+      assert.ok(native <= 1e-5, `${model} ${c.name}: max |diff| vs native ${native}`);
+      vsReference = Math.max(vsReference, diff);
+      vsNative = Math.max(vsNative, native);
     }
+    t.diagnostic(`${model} browser wasm CPU: max |diff| vs reference ${vsReference.toExponential(2)}, vs native CPU ${vsNative.toExponential(2)}`);
     await page.close();
   });
 }
@@ -75,9 +82,16 @@ test('zh-tiny: WebGPU scores equal the reference (<= 1e-4)', async (t) => {
   const { device, out } = await runCases(page, 'zh-tiny', 'webgpu', { cases });
   assert.equal(device, 'webgpu');
   assert.equal(out.length, cases.length);
+  let vsReference = 0;
+  let vsNative = 0;
   for (const c of out) {
     const diff = maxAbsDiff(c.got, c.want);
-    assert.ok(diff <= 1e-4, `webgpu ${c.name}: max |diff| ${diff}`);
+    assert.ok(diff <= 1e-4, `webgpu ${c.name}: max |diff| vs reference ${diff}`);
+    const native = maxAbsDiff(c.got, nativeScores('zh-tiny', c.case));
+    assert.ok(native <= 1e-4, `webgpu ${c.name}: max |diff| vs native ${native}`);
+    vsReference = Math.max(vsReference, diff);
+    vsNative = Math.max(vsNative, native);
   }
+  t.diagnostic(`zh-tiny browser WebGPU: max |diff| vs reference ${vsReference.toExponential(2)}, vs native CPU ${vsNative.toExponential(2)}`);
   await page.close();
 });
