@@ -25,7 +25,7 @@ rm -rf pkg
 mkdir -p pkg
 wasm-bindgen --target web --out-dir pkg --out-name listconranker \
     "$LCR_WASM_TARGET_DIR/wasm32-unknown-unknown/release/listconranker.wasm"
-cp web/index.js web/worker.js web/index.d.ts web/README.md pkg/
+cp web/index.js web/worker.js web/cache.js web/index.d.ts web/README.md pkg/
 
 version="$(awk -F'"' '/^version = / { print $2; exit }' crate/Cargo.toml)"
 cat > pkg/package.json <<JSON
@@ -49,6 +49,7 @@ cat > pkg/package.json <<JSON
     "index.js",
     "index.d.ts",
     "worker.js",
+    "cache.js",
     "listconranker.js",
     "listconranker.d.ts",
     "listconranker_bg.wasm",

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'DEVICE_UNAVAILABLE'
   | 'DEVICE_LOST'
   | 'DISPOSED'
+  | 'QUOTA_EXCEEDED'
   | 'INTERNAL_ERROR';
 
 export class ListConRankerError extends Error {
@@ -18,9 +19,13 @@ export class ListConRankerError extends Error {
 }
 
 export interface ProgressEvent {
-  /** 'init' (wasm), 'manifest', 'download' (per chunk), 'build' (model on the device), 'ready'. */
-  phase: 'init' | 'manifest' | 'download' | 'build' | 'ready';
-  /** Bytes received so far, over all files. */
+  /**
+   * 'init' (wasm), 'manifest', then per file: 'download' (per chunk) and 'verify' (sha256), or
+   * 'cache-read' (from IndexedDB); 'upload' (the file's tensors into the model); then 'build'
+   * (model on the device), 'ready'.
+   */
+  phase: 'init' | 'manifest' | 'download' | 'verify' | 'cache-read' | 'upload' | 'build' | 'ready';
+  /** Bytes received (downloaded or read from the cache) so far, over all files. */
   loaded: number;
   /** Bytes of all files of the bundle (0 before the manifest is read). */
   total: number;
@@ -38,6 +43,12 @@ export interface LoadOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Aborts the load (the worker is ended). */
   signal?: AbortSignal;
+  /**
+   * IndexedDB cache of the bundle, under `{bundle url}@{manifest sha256}`. 'auto' (default):
+   * cache, and fail with QUOTA_EXCEEDED (nothing written) when the storage quota is too small;
+   * 'best-effort': load without caching (console warning) in that case; 'off': never cache.
+   */
+  cache?: 'auto' | 'best-effort' | 'off';
   /** Where the .wasm file is, if a bundler or server moved it. */
   wasmUrl?: string | URL;
 }
@@ -66,6 +77,10 @@ export interface RankedPassage {
 export class ListConRanker {
   /** Loads a web bundle: the URL of its directory (or of its manifest.json). */
   static load(modelUrl: string | URL, options?: LoadOptions): Promise<ListConRanker>;
+  /** Whether a complete copy of the bundle is in this origin's IndexedDB cache. */
+  static isCached(modelUrl: string | URL): Promise<boolean>;
+  /** Deletes the cached copies of one bundle (complete or partial), or of every bundle. */
+  static clearCache(modelUrl?: string | URL): Promise<void>;
   /** What the model actually runs on. */
   readonly device: 'webgpu' | 'cpu';
   readonly dtype: DType;
@@ -76,8 +91,14 @@ export class ListConRanker {
   readonly config: { hidden: number; layers: number; vocab: number };
   /** Milliseconds from the start of load() to a usable model (in the worker). */
   readonly loadMs: number;
-  /** Bytes downloaded. */
+  /** Bytes of the bundle's files. */
   readonly totalBytes: number;
+  /** Bytes fetched from the network by this load (0 when all came from the cache). */
+  readonly downloadedBytes: number;
+  /** Whether every file came from the IndexedDB cache. */
+  readonly fromCache: boolean;
+  /** Whether the bundle is stored in the cache. */
+  readonly cached: boolean;
   /** One score in (0, 1) per passage of each [query, passage, ...] list, in input order. */
   computeScore(batch: string[][], options?: CallOptions): Promise<number[][]>;
   /** Iterative inference over one [query, passage, ...] list; scores are for ranking only. */

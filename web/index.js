@@ -1,6 +1,8 @@
 // ListConRanker in the browser: the model runs in a dedicated Web Worker created here; every
 // method returns a Promise, concurrent calls are queued in order, and an AbortSignal cancels a
-// load or a call. Errors are `ListConRankerError`s with a stable `code`.
+// load or a call. Errors are `ListConRankerError`s with a stable `code`. Bundles are cached in
+// IndexedDB (see cache.js); the second load of the same bundle reads no shard from the network.
+import { bundleBase, clearAll, deleteVersions, latestVersion, openCache } from './cache.js';
 
 export class ListConRankerError extends Error {
   constructor(code, message) {
@@ -26,6 +28,11 @@ function checkDtype(dtype) {
   if (!['f32', 'f16'].includes(dtype)) {
     throw new ListConRankerError('INPUT_INVALID', `invalid input: dtype must be 'f32' or 'f16', not ${JSON.stringify(dtype)}`);
   }
+}
+
+function absoluteUrl(modelUrl) {
+  const base = typeof document !== 'undefined' ? document.baseURI : self.location.href;
+  return new URL(String(modelUrl), base).href;
 }
 
 class WorkerChannel {
@@ -105,15 +112,24 @@ export class ListConRanker {
     this.config = info.info;
     this.loadMs = info.loadMs;
     this.totalBytes = info.totalBytes;
+    /** Bytes fetched from the network by this load (0 when every file came from the cache). */
+    this.downloadedBytes = info.downloadedBytes;
+    /** Whether every file came from the IndexedDB cache. */
+    this.fromCache = info.fromCache;
+    /** Whether the bundle is (now) stored in the cache. */
+    this.cached = info.cached;
   }
 
   /**
    * Loads a web bundle (the directory of `manifest.json`, written by `listconranker convert`).
    */
   static async load(modelUrl, options = {}) {
-    const { device = 'auto', dtype = 'f32', maxLength = 512, onProgress, signal, wasmUrl } = options;
+    const { device = 'auto', dtype = 'f32', maxLength = 512, onProgress, signal, wasmUrl, cache = 'auto' } = options;
     checkDevice(device);
     checkDtype(dtype);
+    if (!['auto', 'best-effort', 'off'].includes(cache)) {
+      throw new ListConRankerError('INPUT_INVALID', `invalid input: cache must be 'auto', 'best-effort' or 'off', not ${JSON.stringify(cache)}`);
+    }
     if (typeof modelUrl !== 'string' && !(modelUrl instanceof URL)) {
       throw new ListConRankerError('INPUT_INVALID', 'invalid input: modelUrl must be a string or URL');
     }
@@ -126,7 +142,7 @@ export class ListConRanker {
     try {
       const loading = channel.call(
         'load',
-        { url, device, dtype, maxLength, wasmUrl: wasmUrl ? new URL(String(wasmUrl), base).href : null },
+        { url, device, dtype, maxLength, cache, wasmUrl: wasmUrl ? new URL(String(wasmUrl), base).href : null },
         { signal, onProgress },
       );
       // After the call's own listener (which rejects with the AbortError): end the worker.
@@ -134,12 +150,36 @@ export class ListConRanker {
       const info = await loading;
       const ranker = new ListConRanker(channel, info);
       if (info.warn) console.warn(`listconranker: ${info.note}`);
+      for (const w of info.warnings || []) console.warn(`listconranker: ${w}`);
       return ranker;
     } catch (e) {
       channel.terminate();
       throw e;
     } finally {
       signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Whether a complete copy of the bundle at `modelUrl` is in this origin's IndexedDB cache. */
+  static async isCached(modelUrl) {
+    const db = await openCache();
+    if (!db) return false;
+    try {
+      return (await latestVersion(db, bundleBase(absoluteUrl(modelUrl)))) !== null;
+    } finally {
+      db.close();
+    }
+  }
+
+  /** Deletes the cached copies (complete or partial) of the bundle at `modelUrl`, or of every bundle. */
+  static async clearCache(modelUrl) {
+    const db = await openCache();
+    if (!db) return;
+    try {
+      if (modelUrl === undefined || modelUrl === null) await clearAll(db);
+      else await deleteVersions(db, bundleBase(absoluteUrl(modelUrl)));
+    } finally {
+      db.close();
     }
   }
 

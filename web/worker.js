@@ -1,6 +1,10 @@
 // The package's Web Worker: owns the wasm module and the model, runs one request at a time
 // (later ones wait in a queue), and answers the page with {id, ok, result | error}.
 import init, { BundleLoader, loadRanker } from './listconranker.js';
+import {
+  bundleBase, deleteVersionShards, deleteVersions, getVersion, latestVersion, openCache, putShard,
+  putVersion, sha256Hex, storedShards, versionKey,
+} from './cache.js';
 
 let ranker = null;
 let chain = Promise.resolve();
@@ -59,10 +63,10 @@ async function pickDevice(requested, dtype) {
   return { device: 'webgpu', note: null, adapter: adapterName, fallback };
 }
 
-async function fetchBytes(url, signal, onChunk) {
+async function fetchBytes(url, signal, onChunk, cacheMode = 'default') {
   let response;
   try {
-    response = await fetch(url, { signal });
+    response = await fetch(url, { signal, cache: cacheMode });
   } catch (e) {
     if (signal.aborted) throw e;
     throw codedError('MODEL_FETCH_FAILED', `${url}: ${e && e.message}`);
@@ -77,7 +81,14 @@ async function fetchBytes(url, signal, onChunk) {
   const chunks = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let step;
+    try {
+      step = await reader.read();
+    } catch (e) {
+      if (signal.aborted) throw e;
+      throw codedError('MODEL_FETCH_FAILED', `${url}: the transfer broke off after ${size} bytes: ${e && e.message}`);
+    }
+    const { done, value } = step;
     if (done) break;
     chunks.push(value);
     size += value.length;
@@ -92,47 +103,157 @@ async function fetchBytes(url, signal, onChunk) {
   return out;
 }
 
-async function load(id, { url, device, dtype, maxLength, wasmUrl }) {
+/** Fetches one listed file and checks its sha256; a mismatch is fetched again once (bypassing
+ *  the HTTP cache), then fails with MODEL_INVALID. */
+async function fetchVerified(fileUrl, f, signal, onChunk, progress) {
+  for (let attempt = 0; ; attempt++) {
+    let got = 0;
+    const bytes = await fetchBytes(fileUrl, signal, (n) => {
+      got += n;
+      onChunk(n);
+    }, attempt > 0 ? 'reload' : 'default');
+    signal.throwIfAborted();
+    progress('verify', f.bytes, f.bytes);
+    const hash = bytes.length === f.bytes ? await sha256Hex(bytes) : null;
+    if (hash === f.sha256) return bytes;
+    onChunk(-got); // the retry downloads it again
+    if (attempt > 0) {
+      const why = hash === null ? `${bytes.length} bytes, manifest.json says ${f.bytes}` : 'sha256 differs from manifest.json';
+      throw codedError('MODEL_INVALID', `invalid model: ${f.path}: ${why} (fetched twice)`);
+    }
+  }
+}
+
+async function estimateFree() {
+  const storage = self.navigator && self.navigator.storage;
+  if (!storage || !storage.estimate) return Infinity;
+  try {
+    const { usage = 0, quota = Infinity } = await storage.estimate();
+    return quota - usage;
+  } catch {
+    return Infinity;
+  }
+}
+
+function isQuotaError(e) {
+  return e && (e.name === 'QuotaExceededError' || /quota/i.test(String(e.message)));
+}
+
+async function load(id, { url, device, dtype, maxLength, wasmUrl, cache = 'auto' }) {
   const controller = new AbortController();
   controllers.set(id, controller);
   const signal = controller.signal;
-  const progress = (e) => post({ id, progress: e });
   const started = performance.now();
+  const progress = (phase, loaded, total, file) => post({ id, progress: { phase, loaded, total, file } });
+  const warnings = [];
   try {
-    progress({ phase: 'init', loaded: 0, total: 0, file: null });
+    progress('init', 0, 0, null);
     await init(wasmUrl ? { module_or_path: wasmUrl } : undefined);
-    const base = url.endsWith('/') ? url : url.replace(/manifest\.json$/, '').replace(/\/?$/, '/');
+    const base = bundleBase(url);
     const manifestUrl = new URL('manifest.json', base).href;
-    progress({ phase: 'manifest', loaded: 0, total: 0, file: 'manifest.json' });
-    const manifestText = new TextDecoder().decode(await fetchBytes(manifestUrl, signal, () => {}));
+    let db = cache === 'off' ? null : await openCache();
+    if (cache !== 'off' && !db) warnings.push('IndexedDB is not available: the model is not cached');
+
+    // The manifest: from the network; offline, the newest complete cached version.
+    progress('manifest', 0, 0, 'manifest.json');
+    let manifestText;
+    let manifestOffline = false;
+    try {
+      manifestText = new TextDecoder().decode(await fetchBytes(manifestUrl, signal, () => {}));
+    } catch (e) {
+      const cachedVersion = db && e.code === 'MODEL_FETCH_FAILED' ? await latestVersion(db, base) : null;
+      if (!cachedVersion) throw e;
+      manifestText = cachedVersion.manifest;
+      manifestOffline = true;
+      warnings.push(`${manifestUrl} could not be fetched (${e.message}): using the cached copy`);
+    }
     const loader = new BundleLoader(manifestText);
     const files = JSON.parse(loader.files());
     const total = files.reduce((s, f) => s + f.bytes, 0);
-    let loaded = 0;
-    for (const f of files) {
-      const bytes = await fetchBytes(new URL(f.path, base).href, signal, (n) => {
-        loaded += n;
-        progress({ phase: 'download', loaded, total, file: f.path });
-      });
-      signal.throwIfAborted();
-      loader.add(f.path, bytes);
+    const version = versionKey(base, await sha256Hex(new TextEncoder().encode(manifestText)));
+
+    const complete = db ? await getVersion(db, version) : null;
+    const stored = db ? await storedShards(db, version) : new Map();
+    const missing = files.filter((f) => !stored.has(f.path)).reduce((s, f) => s + f.bytes, 0);
+    if (db && missing > 0) {
+      // Room for the rest of the bundle (and some slack for IndexedDB's own records).
+      const free = await estimateFree();
+      if (missing * 1.05 + (1 << 20) > free) {
+        const message = `${missing} bytes of model to cache but only ${Math.max(0, Math.floor(free))} bytes of storage quota left`;
+        if (cache === 'auto') throw codedError('QUOTA_EXCEEDED', `quota exceeded: ${message}`);
+        warnings.push(`${message}: loading without caching`);
+        db = null;
+      }
     }
+
+    let loaded = 0; // bytes over all files, downloaded or read
+    let downloaded = 0;
+    for (const f of files) {
+      const fileUrl = new URL(f.path, base).href;
+      let bytes;
+      const record = stored.get(f.path);
+      if (record && record.sha256 === f.sha256 && record.bytes === f.bytes) {
+        progress('cache-read', loaded, total, f.path);
+        bytes = new Uint8Array(await record.blob.arrayBuffer());
+        loaded += bytes.length;
+        progress('cache-read', loaded, total, f.path);
+      } else {
+        bytes = await fetchVerified(fileUrl, f, signal, (n) => {
+          loaded += n;
+          downloaded += Math.max(0, n);
+          if (n > 0) progress('download', loaded, total, f.path);
+        }, (phase) => progress(phase, loaded, total, f.path));
+        if (db) {
+          try {
+            await putShard(db, { key: `${version}/${f.path}`, version, url: base, path: f.path, bytes: f.bytes, sha256: f.sha256, blob: new Blob([bytes]) });
+          } catch (e) {
+            // Nothing half-written stays behind: this version's shards go.
+            await deleteVersionShards(db, version).catch(() => {});
+            if (isQuotaError(e) && cache === 'auto') throw codedError('QUOTA_EXCEEDED', `quota exceeded while caching ${f.path}: ${e.message}`);
+            warnings.push(`caching ${f.path} failed (${e.message}): loading without caching`);
+            db = null;
+          }
+        }
+      }
+      signal.throwIfAborted();
+      progress('upload', loaded, total, f.path);
+      loader.add(f.path, bytes); // decoded now: the bytes are dropped here
+      bytes = null;
+    }
+
+    let persisted = null;
+    if (db && !complete) {
+      // Every file is stored: the version record makes it complete; then older versions go.
+      await putVersion(db, { key: version, url: base, hash: version.slice(base.length + 1), manifest: manifestText, bytes: total, time: Date.now() });
+      if (!manifestOffline) await deleteVersions(db, base, version);
+      try {
+        persisted = self.navigator.storage && self.navigator.storage.persist ? await self.navigator.storage.persist() : null;
+      } catch {
+        persisted = null;
+      }
+    }
+
     const choice = await pickDevice(device, dtype);
     signal.throwIfAborted();
-    progress({ phase: 'build', loaded, total, file: null });
+    progress('build', loaded, total, null);
     ranker = await loadRanker(loader, choice.device, dtype, maxLength);
     const result = {
       device: choice.device,
       dtype,
       note: choice.note || null,
       warn: Boolean(choice.warn),
+      warnings,
       adapter: choice.adapter || null,
       info: JSON.parse(ranker.info()),
       storedDtype: JSON.parse(manifestText).dtype,
       totalBytes: total,
+      downloadedBytes: downloaded,
+      fromCache: downloaded === 0,
+      cached: Boolean(db),
+      persisted,
       loadMs: performance.now() - started,
     };
-    progress({ phase: 'ready', loaded, total, file: null });
+    progress('ready', loaded, total, null);
     return result;
   } finally {
     controllers.delete(id);

@@ -22,6 +22,7 @@ fn convert(model: &str, dtype: Precision, out: &Path) -> Manifest {
     let options = ConvertOptions {
         dtype,
         layers_per_shard: 1,
+        ..ConvertOptions::default()
     };
     write_bundle(&model_dir(model), out, &options).expect("convert")
 }
@@ -230,4 +231,90 @@ fn the_cli_converts_and_scores_bundles() {
         .collect();
     let (diff, at) = max_abs_diff(&got, &case.scores.concat());
     assert!(diff <= 1e-5, "|diff| {diff} at {at}");
+}
+
+#[test]
+fn shards_respect_the_size_limit_and_keep_the_scores() {
+    let model = "zh-tiny";
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 30_000u64;
+    let options = ConvertOptions {
+        dtype: Precision::F32,
+        shard_bytes: limit,
+        ..ConvertOptions::default()
+    };
+    let manifest = write_bundle(&model_dir(model), dir.path(), &options).expect("convert");
+    let shards: Vec<_> = manifest.files.iter().filter(|f| !f.tensors.is_empty()).collect();
+    assert!(shards.len() > 4, "{:?}", shards.iter().map(|f| &f.path).collect::<Vec<_>>());
+    for file in &shards {
+        // Data within the limit (plus the safetensors header), unless one tensor is larger.
+        if file.tensors.len() > 1 {
+            assert!(file.bytes <= limit + 4096, "{} has {} bytes", file.path, file.bytes);
+        }
+    }
+    let case = &expected(model).compute_score[0];
+    let original = Reranker::load(model_dir(model), options_for(case.max_length)).unwrap();
+    let bundle = Reranker::load(dir.path(), options_for(case.max_length)).unwrap();
+    assert_eq!(
+        original.compute_score(&case.batch).unwrap(),
+        bundle.compute_score(&case.batch).unwrap()
+    );
+}
+
+fn options_for(max_length: usize) -> LoadOptions {
+    options(max_length)
+}
+
+/// The merged layout: every tensor in one safetensors under prefixes (`model.hf_model.` for the
+/// encoder, `model.` for the list part), with the unused template and pooler present.
+fn write_merged(model: &str, out: &Path) {
+    let files = listconranker::weights::find_model_files(&model_dir(model)).unwrap();
+    let mut map = listconranker::weights::load_split_weights(&files).unwrap();
+    let keys: Vec<String> = map.keys().map(str::to_string).collect();
+    let mut tensors = Vec::new();
+    for key in keys {
+        let shape = map.shape(&key).unwrap().to_vec();
+        let t = map.take(&key, &shape).unwrap();
+        let name = match key.strip_prefix("bert.") {
+            Some(bare) => format!("model.hf_model.{bare}"),
+            None => format!("model.{key}"),
+        };
+        let bytes: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.push((name, shape, bytes));
+    }
+    tensors.push(("model.list_transformer_layer.linear1.bias".into(), vec![2], vec![0; 8]));
+    tensors.push(("model.hf_model.pooler.dense.bias".into(), vec![2], vec![0; 8]));
+    let views = tensors
+        .iter()
+        .map(|(k, s, b)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
+        .collect::<Vec<_>>();
+    std::fs::write(out.join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+    for name in ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"] {
+        let src = model_dir(model).join(name);
+        if src.exists() {
+            std::fs::copy(src, out.join(name)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_merged_single_safetensors_loads_and_converts_like_the_split_layout() {
+    let model = "zh-tiny";
+    let merged = tempfile::tempdir().unwrap();
+    write_merged(model, merged.path());
+    let bundle = tempfile::tempdir().unwrap();
+    write_bundle(merged.path(), bundle.path(), &ConvertOptions::default()).expect("convert merged");
+    for case in &expected(model).compute_score {
+        let original = Reranker::load(model_dir(model), options(case.max_length)).unwrap();
+        let from_merged = Reranker::load(merged.path(), options(case.max_length)).unwrap();
+        let from_bundle = Reranker::load(bundle.path(), options(case.max_length)).unwrap();
+        let want = original.compute_score(&case.batch).unwrap();
+        assert_eq!(from_merged.compute_score(&case.batch).unwrap(), want, "{}", case.name);
+        assert_eq!(from_bundle.compute_score(&case.batch).unwrap(), want, "{}", case.name);
+    }
 }

@@ -221,7 +221,10 @@ mod native {
 
     use super::*;
     use crate::device::Precision;
-    use crate::weights::{RawTensor, TokenizerFiles, find_model_files, load_split_weights};
+    use crate::weights::{
+        IndexedTensor, RawTensor, SafetensorsIndex, TokenizerFiles, encoder_key, find_model_files,
+        load_split_weights, merged_key,
+    };
 
     /// Whether `dir` holds a bundle (a `manifest.json`).
     pub fn is_bundle(dir: &Path) -> bool {
@@ -261,32 +264,37 @@ mod native {
     pub struct ConvertOptions {
         /// Float type of the stored weights.
         pub dtype: Precision,
-        /// Encoder layers per shard (the real model's 24 layers: 6 shards of ~200 MB in f32).
+        /// Most encoder layers in one shard (`usize::MAX`: sizes alone decide).
         pub layers_per_shard: usize,
+        /// Most bytes of tensor data in one shard (a single tensor larger than this gets a shard
+        /// of its own). Shards hold whole layers where they fit.
+        pub shard_bytes: u64,
     }
 
     impl Default for ConvertOptions {
         fn default() -> Self {
             Self {
                 dtype: Precision::F32,
-                layers_per_shard: 4,
+                layers_per_shard: usize::MAX,
+                shard_bytes: 64 << 20,
             }
         }
     }
 
-    /// Which shard a canonical key goes to.
-    fn shard_of(key: &str, layers_per_shard: usize, layers: usize) -> String {
+    /// The group (file name stem) and the unit (a layer, or the rest) a canonical key goes to.
+    /// Units are kept whole in a shard where they fit.
+    fn unit_of(key: &str) -> (u8, usize) {
         if key.starts_with("bert.embeddings.") {
-            return "embeddings.safetensors".into();
+            return (0, 0);
         }
-        if let Some(rest) = key.strip_prefix("bert.encoder.layer.")
-            && let Some(n) = rest.split('.').next().and_then(|n| n.parse::<usize>().ok())
-        {
-            let first = n / layers_per_shard * layers_per_shard;
-            let last = (first + layers_per_shard).min(layers.max(n + 1)) - 1;
-            return format!("encoder-{first:02}-{last:02}.safetensors");
+        let layer = |rest: &str| rest.split('.').next().and_then(|n| n.parse::<usize>().ok());
+        if let Some(n) = key.strip_prefix("bert.encoder.layer.").and_then(layer) {
+            return (1, n);
         }
-        "head.safetensors".into()
+        if let Some(n) = key.strip_prefix("list_transformer.layers.").and_then(layer) {
+            return (2, n + 1);
+        }
+        (2, 0)
     }
 
     fn tensor_bytes(tensor: &RawTensor, dtype: Precision) -> Vec<u8> {
@@ -300,8 +308,73 @@ mod native {
         }
     }
 
-    /// Converts a split-layout checkpoint (or another bundle) in `model_dir` into a bundle in
-    /// `out_dir` (created if needed). Returns the manifest written.
+    /// Where a source tensor is: decoded in memory (pickles, bundles) or still on disk in a
+    /// safetensors file (read when its shard is written: the model is never held twice).
+    struct Sources {
+        map: WeightMap,
+        indexed: Vec<(String, usize, IndexedTensor)>, // key, index into `files`, tensor
+        files: Vec<SafetensorsIndex>,
+    }
+
+    impl Sources {
+        fn keys(&self) -> Vec<(String, Vec<usize>)> {
+            let mut keys: Vec<(String, Vec<usize>)> = self
+                .map
+                .keys()
+                .map(|k| (k.to_string(), self.map.shape(k).expect("listed").to_vec()))
+                .collect();
+            keys.extend(self.indexed.iter().map(|(k, _, t)| (k.clone(), t.shape.clone())));
+            keys.sort();
+            keys
+        }
+
+        fn take(&mut self, key: &str, shape: &[usize]) -> Result<RawTensor> {
+            if self.map.contains(key) {
+                return self.map.take(key, shape);
+            }
+            let (_, file, tensor) = self
+                .indexed
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .ok_or_else(|| Error::checkpoint("checkpoint", format!("no tensor `{key}`")))?;
+            let index = &self.files[*file];
+            let raw = index.read(tensor)?;
+            if raw.data.iter().any(|v| !v.is_finite()) {
+                return Err(Error::NonFinite {
+                    file: index.path.display().to_string(),
+                    key: key.to_string(),
+                });
+            }
+            Ok(raw)
+        }
+    }
+
+    /// Indexes a safetensors file's tensors under canonical keys (`rename`), without reading them.
+    fn index_safetensors(
+        path: &Path,
+        rename: impl Fn(&str) -> Option<String>,
+        sources: &mut Sources,
+    ) -> Result<()> {
+        let index = SafetensorsIndex::open(path)?;
+        let file = sources.files.len();
+        for (name, tensor) in index.tensors() {
+            if let Some(key) = rename(name) {
+                if sources.indexed.iter().any(|(k, _, _)| *k == key) {
+                    return Err(Error::checkpoint(
+                        path.display(),
+                        format!("two tensors map to `{key}`"),
+                    ));
+                }
+                sources.indexed.push((key, file, tensor.clone()));
+            }
+        }
+        sources.files.push(index);
+        Ok(())
+    }
+
+    /// Converts a checkpoint (split layout, merged layout, or another bundle) in `model_dir`
+    /// into a bundle in `out_dir` (created if needed). Returns the manifest written. Tensors in
+    /// safetensors sources are read one shard at a time.
     pub fn write_bundle(
         model_dir: &Path,
         out_dir: &Path,
@@ -310,15 +383,23 @@ mod native {
         if options.layers_per_shard == 0 {
             return Err(Error::input("layers per shard must be at least 1"));
         }
-        let (config_value, mut weights, tokenizer_json) = if is_bundle(model_dir) {
+        if options.shard_bytes == 0 {
+            return Err(Error::input("the shard size must be at least 1 byte"));
+        }
+        let mut sources = Sources {
+            map: WeightMap::default(),
+            indexed: Vec::new(),
+            files: Vec::new(),
+        };
+        let (config_value, tokenizer_json) = if is_bundle(model_dir) {
             let text = std::fs::read_to_string(model_dir.join(MANIFEST_FILE))
                 .map_err(|e| Error::io(model_dir.join(MANIFEST_FILE).display(), e))?;
             let manifest = Manifest::parse(&text)?;
             let tokenizer_path = model_dir.join(&manifest.tokenizer);
             let tokenizer = std::fs::read(&tokenizer_path)
                 .map_err(|e| Error::io(tokenizer_path.display(), e))?;
-            let parts = read_bundle_dir(model_dir)?;
-            (manifest.config, parts.weights, tokenizer)
+            sources.map = read_bundle_dir(model_dir)?.weights;
+            (manifest.config, tokenizer)
         } else {
             let files = find_model_files(model_dir)?;
             let config_file = files.encoder.config.display().to_string();
@@ -333,24 +414,101 @@ mod native {
                 }
                 vocab => TextTokenizer::from_files(vocab)?.to_json()?.into_bytes(),
             };
-            (config_value, load_split_weights(&files)?, tokenizer_json)
+            let weights = &files.encoder.weights;
+            let safetensors = weights.extension().is_some_and(|ext| ext == "safetensors");
+            match (&files.list_part, safetensors) {
+                (None, _) => index_safetensors(weights, merged_key, &mut sources)?,
+                (Some(_), true) => {
+                    index_safetensors(weights, encoder_key, &mut sources)?;
+                    // The pickles only (the encoder's safetensors stays on disk).
+                    sources.map = crate::weights::load_list_part_weights(&files)?;
+                }
+                (Some(_), false) => sources.map = load_split_weights(&files)?,
+            }
+            (config_value, tokenizer_json)
         };
-        let layers = weights
-            .keys()
-            .filter_map(|k| k.strip_prefix("bert.encoder.layer."))
-            .filter_map(|rest| rest.split('.').next()?.parse::<usize>().ok())
-            .max()
-            .map_or(0, |n| n + 1);
 
-        // Shard name -> sorted keys.
-        let mut shards: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for key in weights.keys() {
-            shards
-                .entry(shard_of(key, options.layers_per_shard, layers))
-                .or_default()
-                .push(key.to_string());
+        // Units (embeddings; each encoder layer; the head's rest, each list-transformer layer)
+        // in load order, packed into shards of at most `shard_bytes`.
+        let element = match options.dtype {
+            Precision::F32 => 4u64,
+            Precision::F16 => 2u64,
+        };
+        let keys = sources.keys();
+        let mut units: BTreeMap<(u8, usize), Vec<(String, Vec<usize>)>> = BTreeMap::new();
+        for (key, shape) in keys {
+            units.entry(unit_of(&key)).or_default().push((key, shape));
         }
+        let size = |shape: &[usize]| shape.iter().product::<usize>() as u64 * element;
+        // (group, first unit, last unit, keys) per shard.
+        let mut plan: Vec<(u8, usize, usize, Vec<(String, Vec<usize>)>)> = Vec::new();
+        let mut open: Option<(u8, usize, usize, Vec<(String, Vec<usize>)>, u64)> = None;
+        for ((group, unit), tensors) in units {
+            let unit_bytes: u64 = tensors.iter().map(|(_, s)| size(s)).sum();
+            let fits = |o: &(u8, usize, usize, Vec<(String, Vec<usize>)>, u64)| {
+                o.0 == group
+                    && o.4 + unit_bytes <= options.shard_bytes
+                    && (group != 1 || unit - o.1 < options.layers_per_shard)
+            };
+            match &mut open {
+                Some(o) if fits(o) => {
+                    o.2 = unit;
+                    o.3.extend(tensors);
+                    o.4 += unit_bytes;
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(o) = open.take() {
+                plan.push((o.0, o.1, o.2, o.3));
+            }
+            if unit_bytes <= options.shard_bytes {
+                open = Some((group, unit, unit, tensors, unit_bytes));
+                continue;
+            }
+            // A unit larger than a shard: split by tensors.
+            let mut part: Vec<(String, Vec<usize>)> = Vec::new();
+            let mut part_bytes = 0;
+            for (key, shape) in tensors {
+                let bytes = size(&shape);
+                if !part.is_empty() && part_bytes + bytes > options.shard_bytes {
+                    plan.push((group, unit, unit, std::mem::take(&mut part)));
+                    part_bytes = 0;
+                }
+                part_bytes += bytes;
+                part.push((key, shape));
+            }
+            plan.push((group, unit, unit, part));
+        }
+        if let Some(o) = open.take() {
+            plan.push((o.0, o.1, o.2, o.3));
+        }
+        // File names: embeddings[-K], encoder-FF-LL[-K], head[-K].
+        let mut names = Vec::with_capacity(plan.len());
+        for (i, (group, first, last, _)) in plan.iter().enumerate() {
+            let stem = match group {
+                0 => "embeddings".to_string(),
+                1 => format!("encoder-{first:02}-{last:02}"),
+                _ => "head".to_string(),
+            };
+            let same = |(g, f, l, _): &(u8, usize, usize, Vec<(String, Vec<usize>)>)| {
+                *g == *group && (*group != 1 || (*f, *l) == (*first, *last))
+            };
+            let count = plan.iter().filter(|p| same(p)).count();
+            let k = plan[..i].iter().filter(|p| same(p)).count();
+            names.push(if count == 1 {
+                format!("{stem}.safetensors")
+            } else {
+                format!("{stem}-{k}.safetensors")
+            });
+        }
+
         std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir.display(), e))?;
+        // An old manifest goes first: a half-written directory never looks like a bundle.
+        let manifest_path = out_dir.join(MANIFEST_FILE);
+        if manifest_path.exists() {
+            std::fs::remove_file(&manifest_path).map_err(|e| Error::io(manifest_path.display(), e))?;
+        }
         let write = |name: &str, bytes: &[u8]| -> Result<BundleFile> {
             let path = out_dir.join(name);
             std::fs::write(&path, bytes).map_err(|e| Error::io(path.display(), e))?;
@@ -363,30 +521,15 @@ mod native {
         };
 
         let mut files = vec![write("tokenizer.json", &tokenizer_json)?];
-        // Load order: embeddings, encoder layers in order, head.
-        let mut order: Vec<String> = shards.keys().cloned().collect();
-        order.sort_by_key(|name| {
-            (
-                match name.as_str() {
-                    "embeddings.safetensors" => 0,
-                    "head.safetensors" => 2,
-                    _ => 1,
-                },
-                name.clone(),
-            )
-        });
         let safetensors_dtype = match options.dtype {
             Precision::F32 => safetensors::Dtype::F32,
             Precision::F16 => safetensors::Dtype::F16,
         };
-        for name in order {
-            let mut keys = shards.remove(&name).unwrap_or_default();
-            keys.sort();
+        for ((_, _, _, keys), name) in plan.into_iter().zip(names) {
             let mut tensors = Vec::with_capacity(keys.len());
-            for key in &keys {
-                let shape = weights.shape(key)?.to_vec();
-                let tensor = weights.take(key, &shape)?;
-                tensors.push((key.clone(), shape, tensor_bytes(&tensor, options.dtype)));
+            for (key, shape) in &keys {
+                let tensor = sources.take(key, shape)?;
+                tensors.push((key.clone(), shape.clone(), tensor_bytes(&tensor, options.dtype)));
             }
             let views = tensors
                 .iter()
@@ -398,8 +541,10 @@ mod native {
                 .map_err(|e| Error::checkpoint(&name, e))?;
             let bytes =
                 safetensors::serialize(views, None).map_err(|e| Error::checkpoint(&name, e))?;
+            drop(tensors);
             let mut file = write(&name, &bytes)?;
-            file.tensors = keys;
+            file.tensors = keys.into_iter().map(|(k, _)| k).collect();
+            file.tensors.sort();
             files.push(file);
         }
 
@@ -412,8 +557,7 @@ mod native {
             files,
         };
         let text = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
-        let path = out_dir.join(MANIFEST_FILE);
-        std::fs::write(&path, text + "\n").map_err(|e| Error::io(path.display(), e))?;
+        std::fs::write(&manifest_path, text + "\n").map_err(|e| Error::io(manifest_path.display(), e))?;
         Ok(manifest)
     }
 }

@@ -13,8 +13,9 @@ pub use map::{RawTensor, WeightMap};
 pub use safetensors_file::read_safetensors;
 #[cfg(feature = "native")]
 pub use split_layout::{
-    EncoderFiles, ModelFiles, TokenizerFiles, find_encoder_files, find_model_files,
-    load_encoder_weights, load_split_weights,
+    EncoderFiles, IndexedTensor, ListPartFiles, ModelFiles, SafetensorsIndex, TokenizerFiles,
+    encoder_key, find_encoder_files, find_model_files, load_encoder_weights, load_list_part_weights,
+    load_split_weights, merged_key,
 };
 
 /// Element types found in checkpoints, decoded to f32 on load.
@@ -27,7 +28,7 @@ pub enum StoredDType {
 }
 
 impl StoredDType {
-    fn size(self) -> usize {
+    pub(crate) fn size(self) -> usize {
         match self {
             StoredDType::F64 => 8,
             StoredDType::F32 => 4,

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::WeightMap;
+use super::{RawTensor, StoredDType, WeightMap, decode_to_f32};
 use super::pickle::read_pickle;
 use super::safetensors_file::read_safetensors;
 use crate::error::{Error, Result};
@@ -16,10 +16,18 @@ pub struct EncoderFiles {
     pub tokenizer: TokenizerFiles,
 }
 
-/// The files of a split-layout checkpoint directory: the encoder's, plus the list part's.
+/// The files of a checkpoint directory: the encoder's, plus the list part's. In the merged
+/// layout (one safetensors holding every tensor under prefixes) the list part has no files of
+/// its own: `list_part` is `None` and `encoder.weights` holds everything.
 #[derive(Debug, Clone)]
 pub struct ModelFiles {
     pub encoder: EncoderFiles,
+    pub list_part: Option<ListPartFiles>,
+}
+
+/// The split layout's two PyTorch pickles.
+#[derive(Debug, Clone)]
+pub struct ListPartFiles {
     pub projection: PathBuf,
     pub list_transformer: PathBuf,
 }
@@ -64,18 +72,155 @@ pub fn find_encoder_files(dir: &Path) -> Result<EncoderFiles> {
     })
 }
 
-/// Locates the files of a split-layout checkpoint in `dir`.
+/// Locates the files of a split-layout (or merged-layout) checkpoint in `dir`.
 pub fn find_model_files(dir: &Path) -> Result<ModelFiles> {
+    let encoder = find_encoder_files(dir)?;
+    let has_pickles = dir.join("linear_in_embedding.pt").is_file() || dir.join("list_transformer.pt").is_file();
+    if !has_pickles && is_merged_safetensors(&encoder.weights) {
+        return Ok(ModelFiles { encoder, list_part: None });
+    }
     Ok(ModelFiles {
-        encoder: find_encoder_files(dir)?,
-        projection: first_existing(dir, &["linear_in_embedding.pt"], "projection weights")?,
-        list_transformer: first_existing(dir, &["list_transformer.pt"], "list transformer weights")?,
+        encoder,
+        list_part: Some(ListPartFiles {
+            projection: first_existing(dir, &["linear_in_embedding.pt"], "projection weights")?,
+            list_transformer: first_existing(dir, &["list_transformer.pt"], "list transformer weights")?,
+        }),
     })
+}
+
+/// Whether a safetensors file holds the list part too (the merged layout).
+fn is_merged_safetensors(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "safetensors")
+        && SafetensorsIndex::open(path)
+            .is_ok_and(|index| index.names().any(|n| merged_key(n).is_some_and(|k| !k.starts_with("bert."))))
+}
+
+/// Segment-boundary search: the suffix of `name` starting at `part` (at its start or after a `.`).
+fn suffix_from<'a>(name: &'a str, part: &str) -> Option<&'a str> {
+    if name.starts_with(part) {
+        return Some(name);
+    }
+    name.match_indices(&format!(".{part}")).next().map(|(at, _)| &name[at + 1..])
+}
+
+/// Keys of the merged layout: every tensor under some prefix (`model.`, `hf_model.`, ...).
+/// The list part's keys are found by their own names (`linear_in_embedding.`, `query_embedding.`,
+/// `list_transformer.`, `linear_scoreN.`), the encoder's by `embeddings.` / `encoder.layer.`;
+/// the unused template `list_transformer_layer.*` and the pooler are skipped.
+pub fn merged_key(name: &str) -> Option<String> {
+    if suffix_from(name, "list_transformer_layer.").is_some() {
+        return None;
+    }
+    for part in ["linear_in_embedding.", "query_embedding.", "list_transformer.", "linear_score"] {
+        if let Some(rest) = suffix_from(name, part) {
+            return Some(rest.to_string());
+        }
+    }
+    for part in ["embeddings.", "encoder.layer."] {
+        if let Some(rest) = suffix_from(name, part) {
+            return encoder_key(rest);
+        }
+    }
+    None
+}
+
+/// The header of a safetensors file, for reading its tensors one at a time from disk.
+pub struct SafetensorsIndex {
+    pub path: PathBuf,
+    tensors: Vec<(String, IndexedTensor)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IndexedTensor {
+    pub dtype: StoredDType,
+    pub shape: Vec<usize>,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl SafetensorsIndex {
+    pub fn open(path: &Path) -> Result<Self> {
+        use std::io::Read;
+        let file = path.display().to_string();
+        let mut f = std::fs::File::open(path).map_err(|e| Error::io(&file, e))?;
+        let size = f.metadata().map_err(|e| Error::io(&file, e))?.len();
+        let mut n = [0u8; 8];
+        f.read_exact(&mut n).map_err(|e| Error::checkpoint(&file, format!("not a valid safetensors file: {e}")))?;
+        let n = u64::from_le_bytes(n);
+        if n > 100 << 20 || 8 + n > size {
+            return Err(Error::checkpoint(&file, "not a valid safetensors file: bad header size"));
+        }
+        let mut header = vec![0u8; n as usize];
+        f.read_exact(&mut header).map_err(|e| Error::io(&file, e))?;
+        let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)
+            .map_err(|e| Error::checkpoint(&file, format!("not a valid safetensors file: {e}")))?;
+        let data_start = 8 + n;
+        let mut tensors = Vec::new();
+        for (name, info) in header {
+            if name == "__metadata__" {
+                continue;
+            }
+            let bad = || Error::checkpoint(&file, format!("tensor `{name}`: bad header entry"));
+            let dtype = match info.get("dtype").and_then(|d| d.as_str()).ok_or_else(bad)? {
+                "F32" => StoredDType::F32,
+                "F16" => StoredDType::F16,
+                "BF16" => StoredDType::BF16,
+                "F64" => StoredDType::F64,
+                other => {
+                    // Integer buffers (position_ids) are skipped by every key map.
+                    if encoder_key(&name).is_none() || merged_key(&name).is_none() {
+                        continue;
+                    }
+                    return Err(Error::checkpoint(&file, format!("tensor `{name}` has unsupported dtype {other}")));
+                }
+            };
+            let shape: Vec<usize> = info
+                .get("shape")
+                .and_then(|s| s.as_array())
+                .ok_or_else(bad)?
+                .iter()
+                .map(|d| d.as_u64().map(|d| d as usize).ok_or_else(bad))
+                .collect::<Result<_>>()?;
+            let offsets = info.get("data_offsets").and_then(|o| o.as_array()).ok_or_else(bad)?;
+            let (a, b) = match offsets.as_slice() {
+                [a, b] => (a.as_u64().ok_or_else(bad)?, b.as_u64().ok_or_else(bad)?),
+                _ => return Err(bad()),
+            };
+            let elements: usize = shape.iter().product();
+            if b < a || data_start + b > size || (b - a) as usize != elements * dtype.size() {
+                return Err(Error::checkpoint(&file, format!("tensor `{name}` has the wrong byte size")));
+            }
+            tensors.push((name, IndexedTensor { dtype, shape, offset: data_start + a, len: b - a }));
+        }
+        Ok(Self { path: path.to_path_buf(), tensors })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.iter().map(|(n, _)| n.as_str())
+    }
+
+    pub fn tensors(&self) -> &[(String, IndexedTensor)] {
+        &self.tensors
+    }
+
+    /// Reads and decodes one tensor from disk.
+    pub fn read(&self, tensor: &IndexedTensor) -> Result<RawTensor> {
+        use std::io::{Read, Seek, SeekFrom};
+        let file = self.path.display().to_string();
+        let mut f = std::fs::File::open(&self.path).map_err(|e| Error::io(&file, e))?;
+        f.seek(SeekFrom::Start(tensor.offset)).map_err(|e| Error::io(&file, e))?;
+        let mut bytes = vec![0u8; tensor.len as usize];
+        f.read_exact(&mut bytes).map_err(|e| Error::io(&file, e))?;
+        let elements = tensor.shape.iter().product();
+        let data = decode_to_f32(tensor.dtype, &bytes, elements)
+            .ok_or_else(|| Error::checkpoint(&file, "a tensor has the wrong byte size"))?;
+        Ok(RawTensor { shape: tensor.shape.clone(), data })
+    }
 }
 
 /// Encoder keys: with or without the `bert.` prefix; the pooler (unused: the model mean-pools),
 /// pretraining heads and the `position_ids` buffer are skipped.
-fn encoder_key(name: &str) -> Option<String> {
+pub fn encoder_key(name: &str) -> Option<String> {
     let bare = name.strip_prefix("bert.").unwrap_or(name);
     let unused = bare.starts_with("pooler.")
         || bare.starts_with("cls.")
@@ -106,23 +251,47 @@ pub fn load_encoder_weights(path: &Path, map: &mut WeightMap) -> Result<()> {
     }
 }
 
-/// Reads every weight of a split-layout checkpoint into one map under canonical keys.
+/// Reads every weight of a split-layout (or merged-layout) checkpoint into one map under
+/// canonical keys.
 pub fn load_split_weights(files: &ModelFiles) -> Result<WeightMap> {
     let mut map = WeightMap::default();
+    if files.list_part.is_none() {
+        let file = files.encoder.weights.display().to_string();
+        for prefix in ["bert.", "linear_in_embedding.", "query_embedding.", "list_transformer.", "linear_score"] {
+            map.add_source(prefix, &file);
+        }
+        let bytes = std::fs::read(&files.encoder.weights).map_err(|e| Error::io(&file, e))?;
+        read_safetensors(&bytes, &file, merged_key, |k, t| map.insert(k, &file, t))?;
+        return Ok(map);
+    }
     load_encoder_weights(&files.encoder.weights, &mut map)?;
+    load_list_part(files, &mut map)?;
+    Ok(map)
+}
 
-    let projection_file = files.projection.display().to_string();
+/// Reads only the list part's pickles of a split-layout checkpoint.
+pub fn load_list_part_weights(files: &ModelFiles) -> Result<WeightMap> {
+    let mut map = WeightMap::default();
+    load_list_part(files, &mut map)?;
+    Ok(map)
+}
+
+fn load_list_part(files: &ModelFiles, map: &mut WeightMap) -> Result<()> {
+    let Some(list_part) = &files.list_part else {
+        return Ok(());
+    };
+    let projection_file = list_part.projection.display().to_string();
     map.add_source("linear_in_embedding.", &projection_file);
-    read_pickle(&files.projection, projection_key, |k, t| {
+    read_pickle(&list_part.projection, projection_key, |k, t| {
         map.insert(k, &projection_file, t)
     })?;
 
-    let list_file = files.list_transformer.display().to_string();
+    let list_file = list_part.list_transformer.display().to_string();
     for prefix in ["query_embedding.", "list_transformer.", "linear_score"] {
         map.add_source(prefix, &list_file);
     }
-    read_pickle(&files.list_transformer, list_key, |k, t| {
+    read_pickle(&list_part.list_transformer, list_key, |k, t| {
         map.insert(k, &list_file, t)
     })?;
-    Ok(map)
+    Ok(())
 }

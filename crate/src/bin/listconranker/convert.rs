@@ -1,4 +1,5 @@
-//! `listconranker convert`: a checkpoint directory (original split layout, or a bundle) to a
+//! `listconranker convert`: a checkpoint directory (original split layout, merged single
+//! safetensors, or a bundle) to a
 //! web bundle (manifest.json + safetensors shards + tokenizer.json) that browsers can load.
 
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use listconranker::weights::bundle::{ConvertOptions, write_bundle};
 
 #[derive(Args)]
 pub struct ConvertArgs {
-    /// Checkpoint directory (original split layout, or a bundle).
+    /// Checkpoint directory (original split layout, merged single safetensors, or a bundle).
     #[arg(long)]
     model: PathBuf,
     /// Output directory of the bundle (created if needed; existing files are overwritten).
@@ -19,16 +20,21 @@ pub struct ConvertArgs {
     /// Float type of the stored weights (f16 halves the download; scores change slightly).
     #[arg(long, default_value = "f32", value_parser = crate::parse_precision)]
     dtype: Precision,
-    /// Encoder layers per weight shard.
-    #[arg(long, default_value_t = 4)]
-    layers_per_shard: usize,
+    /// Most bytes per weight shard, in MiB (whole layers per shard where they fit; a single
+    /// tensor larger than this gets a shard of its own).
+    #[arg(long, default_value_t = 64)]
+    shard_mb: u64,
+    /// Most encoder layers per weight shard (default: the size alone decides).
+    #[arg(long)]
+    layers_per_shard: Option<usize>,
 }
 
 pub fn run(args: &ConvertArgs) -> Result<(), String> {
     let started = Instant::now();
     let options = ConvertOptions {
         dtype: args.dtype,
-        layers_per_shard: args.layers_per_shard,
+        layers_per_shard: args.layers_per_shard.unwrap_or(usize::MAX),
+        shard_bytes: args.shard_mb.saturating_mul(1 << 20),
     };
     let manifest = write_bundle(&args.model, &args.out, &options).map_err(|e| e.to_string())?;
     for file in &manifest.files {
