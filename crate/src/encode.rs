@@ -54,14 +54,20 @@ pub fn index_tensor(indices: Vec<i64>, device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(indices, [n]), device)
 }
 
-/// Reads a float tensor back to the host as f32 values, row-major.
+/// Reads a float tensor back to the host as f32 values, row-major (blocking: native only).
+#[cfg_attr(not(feature = "native"), allow(dead_code))]
 pub fn read_floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    let data = t
-        .cast(FloatDType::F32)
-        .try_into_data()
-        .map_err(|e| Error::Execution(format!("{e:?}")))?;
-    data.try_to_vec::<f32>()
-        .map_err(|e| Error::Execution(format!("{e:?}")))
+    block_on(read_floats_async(t))
+}
+
+/// Runs an async device call to completion on the calling thread (native). On wasm32 nothing
+/// may block: there the async forms must be used, and this reports it instead of hanging.
+pub fn block_on<T>(call: impl Future<Output = Result<T>>) -> Result<T> {
+    burn::tensor::try_read_sync(call).unwrap_or_else(|| {
+        Err(Error::Execution(
+            "a blocking call cannot wait for the device here (wasm32): use the async methods".into(),
+        ))
+    })
 }
 
 /// Reads a float tensor back to the host as f32 values, row-major, without blocking: the only

@@ -11,7 +11,7 @@ use crate::config::{BertConfig, ModelConfig};
 use crate::device::{Backend, Precision, check_precision};
 use crate::error::{Error, Result};
 use crate::model::{ListConRankerModel, Placement, list_config};
-use crate::encode::{encode_in_length_batches, index_tensor, read_floats, read_floats_async};
+use crate::encode::{block_on, encode_in_length_batches, index_tensor, read_floats_async};
 use crate::rank::{
     IterativeSchedule, UniqueTexts, unify_duplicate_scores, validate_batch, validate_list,
 };
@@ -155,11 +155,7 @@ impl Reranker {
 
     /// One score in (0, 1) per passage of each `[query, passage, ...]` list, in input order.
     pub fn compute_score<S: AsRef<str>>(&self, batch: &[Vec<S>]) -> Result<Vec<Vec<f32>>> {
-        validate_batch(batch)?;
-        let unique = UniqueTexts::new(batch);
-        let features = self.encode_texts(&unique.texts)?;
-        let flat = read_floats(self.score_features(features, &unique.lists))?;
-        Ok(split_list_scores(&unique.lists, &flat))
+        block_on(self.compute_score_async(batch))
     }
 
     /// [`Self::compute_score`] with an asynchronous readback: the form to use on wasm32, where a
@@ -175,6 +171,14 @@ impl Reranker {
         Ok(split_list_scores(&unique.lists, &flat))
     }
 
+    /// Iterative inference over one `[query, passage, ...]` list (for lists longer than about
+    /// 20 passages): each round ranks the remaining passages and settles the lowest 20% (at least
+    /// 10); later rounds add their round number. Scores are for ranking only. Passages are
+    /// encoded once; only the list transformer runs again each round.
+    pub fn iterative_inference<S: AsRef<str>>(&self, list: &[S]) -> Result<Vec<f32>> {
+        block_on(self.iterative_inference_async(list))
+    }
+
     /// [`Self::iterative_inference`] with asynchronous readbacks (wasm32).
     pub async fn iterative_inference_async<S: AsRef<str>>(&self, list: &[S]) -> Result<Vec<f32>> {
         validate_list(list).map_err(Error::input)?;
@@ -187,30 +191,8 @@ impl Reranker {
             let round: Vec<usize> = std::iter::once(ids[0])
                 .chain(remaining.iter().map(|&p| ids[p + 1]))
                 .collect();
-            let scores = self.score_features(features.clone(), &[round.clone()]);
+            let scores = self.score_features(features.clone(), std::slice::from_ref(&round));
             let mut scores = read_floats_async(scores).await?;
-            unify_duplicate_scores(&round[1..], &mut scores);
-            schedule.accept(&scores);
-        }
-        Ok(schedule.finish())
-    }
-
-    /// Iterative inference over one `[query, passage, ...]` list (for lists longer than about
-    /// 20 passages): each round ranks the remaining passages and settles the lowest 20% (at least
-    /// 10); later rounds add their round number. Scores are for ranking only. Passages are
-    /// encoded once; only the list transformer runs again each round.
-    pub fn iterative_inference<S: AsRef<str>>(&self, list: &[S]) -> Result<Vec<f32>> {
-        validate_list(list).map_err(Error::input)?;
-        let batch = [list.iter().map(AsRef::as_ref).collect::<Vec<&str>>()];
-        let unique = UniqueTexts::new(&batch);
-        let ids = &unique.lists[0];
-        let features = self.encode_texts(&unique.texts)?;
-        let mut schedule = IterativeSchedule::new(ids.len() - 1);
-        while let Some(remaining) = schedule.next_round() {
-            let round: Vec<usize> = std::iter::once(ids[0])
-                .chain(remaining.iter().map(|&p| ids[p + 1]))
-                .collect();
-            let mut scores = read_floats(self.score_features(features.clone(), &[round.clone()]))?;
             unify_duplicate_scores(&round[1..], &mut scores);
             schedule.accept(&scores);
         }

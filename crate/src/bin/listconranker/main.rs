@@ -3,6 +3,7 @@
 mod bench;
 mod convert;
 mod eval;
+mod fetch;
 mod input;
 mod score;
 
@@ -33,6 +34,9 @@ enum Command {
     /// The model card's C-MTEB reranking figures (MAP, MRR@1/5/10) on data files in the
     /// C-MTEB reranking format (Parquet or JSON Lines), with or without iterative inference.
     Eval(eval::EvalArgs),
+    /// Download a checkpoint (split layout and tokenizer) from the Hugging Face hub into the
+    /// local hub cache, resuming interrupted transfers; prints the directory for `--model`.
+    Fetch(fetch::FetchArgs),
 }
 
 #[derive(Args)]
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Fetch(args) => fetch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
