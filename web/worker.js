@@ -1,6 +1,6 @@
 // The package's Web Worker: owns the wasm module and the model, runs one request at a time
 // (later ones wait in a queue), and answers the page with {id, ok, result | error}.
-import init, { BundleLoader, loadRanker } from './listconranker.js';
+import init, { BundleLoader, loadRanker, uploadTo } from './listconranker.js';
 import {
   bundleBase, deleteVersionShards, deleteVersions, getVersion, latestVersion, openCache, putShard,
   putVersion, sha256Hex, storedShards, versionKey,
@@ -167,7 +167,7 @@ async function load(id, { url, device, dtype, maxLength, wasmUrl, cache = 'auto'
       manifestOffline = true;
       warnings.push(`${manifestUrl} could not be fetched (${e.message}): using the cached copy`);
     }
-    const loader = new BundleLoader(manifestText);
+    let loader = new BundleLoader(manifestText);
     const files = JSON.parse(loader.files());
     const total = files.reduce((s, f) => s + f.bytes, 0);
     const version = versionKey(base, await sha256Hex(new TextEncoder().encode(manifestText)));
@@ -185,6 +185,12 @@ async function load(id, { url, device, dtype, maxLength, wasmUrl, cache = 'auto'
         db = null;
       }
     }
+
+    // The device first: each file's tensors go to it as soon as the file is decoded, so the
+    // worker holds one shard at a time, never the whole model.
+    const choice = await pickDevice(device, dtype);
+    signal.throwIfAborted();
+    loader = await uploadTo(loader, choice.device, dtype);
 
     let loaded = 0; // bytes over all files, downloaded or read
     let downloaded = 0;
@@ -217,7 +223,7 @@ async function load(id, { url, device, dtype, maxLength, wasmUrl, cache = 'auto'
       }
       signal.throwIfAborted();
       progress('upload', loaded, total, f.path);
-      loader.add(f.path, bytes); // decoded now: the bytes are dropped here
+      loader.add(f.path, bytes); // decoded and uploaded now: the bytes are dropped here
       bytes = null;
     }
 
@@ -233,7 +239,6 @@ async function load(id, { url, device, dtype, maxLength, wasmUrl, cache = 'auto'
       }
     }
 
-    const choice = await pickDevice(device, dtype);
     signal.throwIfAborted();
     progress('build', loaded, total, null);
     ranker = await loadRanker(loader, choice.device, dtype, maxLength);

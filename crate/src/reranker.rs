@@ -71,8 +71,14 @@ impl Reranker {
     #[cfg(feature = "native")]
     pub fn load(dir: impl AsRef<Path>, options: LoadOptions) -> Result<Self> {
         if crate::weights::bundle::is_bundle(dir.as_ref()) {
-            let parts = crate::weights::bundle::read_bundle_dir(dir.as_ref())?;
+            // The device first: each shard is uploaded as soon as it is read.
             let device = crate::device::open_device(options.backend)?;
+            check_precision(&device, options.backend, options.precision)?;
+            let placement = Placement {
+                device: device.clone(),
+                dtype: options.precision.float_dtype(),
+            };
+            let parts = crate::weights::bundle::read_bundle_dir(dir.as_ref(), Some(placement))?;
             return Self::from_parts(parts.config, parts.weights, parts.tokenizer, device, options);
         }
         let files = crate::weights::find_model_files(dir.as_ref())?;

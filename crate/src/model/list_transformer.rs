@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn query_row_sees_only_itself_and_padding_is_never_seen() {
         let data = list_attention_mask(&[3, 2], 3);
-        let blocked: Vec<bool> = data.to_vec().unwrap();
+        let blocked: Vec<bool> = data.try_to_vec().unwrap();
         #[rustfmt::skip]
         let expected = [
             // list of 3 (query + 2 passages)

@@ -8,8 +8,9 @@ use js_sys::{Error as JsError, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::device::{Backend, Precision, open_device_async};
+use crate::device::{Backend, Precision, check_precision, open_device_async};
 use crate::error::Error;
+use crate::model::Placement;
 use crate::reranker::{LoadOptions, Reranker};
 use crate::weights::bundle::{BundleReader, Manifest};
 
@@ -65,13 +66,64 @@ impl BundleLoader {
         self.reader.manifest().dtype.clone()
     }
 
-    /// Takes one listed file's bytes (decoded now, so JavaScript can drop them).
+    /// Takes one listed file's bytes (decoded now, and uploaded to the device when the loader
+    /// came from [`upload_to`], so JavaScript can drop them).
     pub fn add(&mut self, path: &str, bytes: &[u8]) -> Result<(), JsValue> {
         self.reader.add_file(path, bytes).map_err(to_js)
     }
 }
 
-/// Builds the model from a fully fed loader on `device` (`cpu` or `webgpu`) in `dtype`.
+fn parse_backend(device: &str) -> Result<Backend, JsValue> {
+    match device {
+        "cpu" => Ok(Backend::Cpu),
+        "webgpu" => Ok(Backend::Wgpu),
+        other => Err(js_error(
+            "INPUT_INVALID",
+            &format!("unknown device `{other}`"),
+        )),
+    }
+}
+
+fn device_error(backend: Backend, e: Error) -> JsValue {
+    match e.code() {
+        "DEVICE_UNAVAILABLE" if backend == Backend::Wgpu => {
+            js_error("WEBGPU_UNAVAILABLE", &e.to_string())
+        }
+        _ => to_js(e),
+    }
+}
+
+/// Opens `device` (`cpu` or `webgpu`) and checks it computes in `dtype`.
+async fn open_checked(backend: Backend, precision: Precision) -> Result<burn::tensor::Device, JsValue> {
+    let device = open_device_async(backend).await.map_err(|e| match backend {
+        Backend::Wgpu => js_error("WEBGPU_UNAVAILABLE", &e.to_string()),
+        Backend::Cpu => to_js(e),
+    })?;
+    check_precision(&device, backend, precision).map_err(|e| device_error(backend, e))?;
+    Ok(device)
+}
+
+/// Opens `device` in `dtype` for a loader not yet fed: each file given to it afterwards is
+/// uploaded as soon as it is decoded, so the worker's memory holds one shard at a time, never
+/// the whole model. Takes the loader and gives it back.
+#[wasm_bindgen(js_name = uploadTo)]
+pub async fn upload_to(
+    mut loader: BundleLoader,
+    device: String,
+    dtype: String,
+) -> Result<BundleLoader, JsValue> {
+    let backend = parse_backend(&device)?;
+    let precision: Precision = dtype.parse().map_err(to_js)?;
+    let device = open_checked(backend, precision).await?;
+    loader.reader.upload_to(Placement {
+        device,
+        dtype: precision.float_dtype(),
+    });
+    Ok(loader)
+}
+
+/// Builds the model from a fully fed loader on `device` (`cpu` or `webgpu`) in `dtype` (the
+/// same as given to [`upload_to`], if the loader came from there).
 #[wasm_bindgen(js_name = loadRanker)]
 pub async fn load_ranker(
     loader: BundleLoader,
@@ -79,24 +131,10 @@ pub async fn load_ranker(
     dtype: String,
     max_length: u32,
 ) -> Result<WasmRanker, JsValue> {
-    let backend = match device.as_str() {
-        "cpu" => Backend::Cpu,
-        "webgpu" => Backend::Wgpu,
-        other => {
-            return Err(js_error(
-                "INPUT_INVALID",
-                &format!("unknown device `{other}`"),
-            ));
-        }
-    };
+    let backend = parse_backend(&device)?;
     let precision: Precision = dtype.parse().map_err(to_js)?;
     let parts = loader.reader.finish().map_err(to_js)?;
-    let device_handle = open_device_async(backend)
-        .await
-        .map_err(|e| match backend {
-            Backend::Wgpu => js_error("WEBGPU_UNAVAILABLE", &e.to_string()),
-            Backend::Cpu => to_js(e),
-        })?;
+    let device_handle = open_checked(backend, precision).await?;
     let options = LoadOptions {
         backend,
         precision,
@@ -110,12 +148,7 @@ pub async fn load_ranker(
         device_handle,
         options,
     )
-    .map_err(|e| match e.code() {
-        "DEVICE_UNAVAILABLE" if backend == Backend::Wgpu => {
-            js_error("WEBGPU_UNAVAILABLE", &e.to_string())
-        }
-        _ => to_js(e),
-    })?;
+    .map_err(|e| device_error(backend, e))?;
     Ok(WasmRanker {
         inner: Rc::new(ranker),
     })

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{WeightMap, read_safetensors};
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
+use crate::model::Placement;
 use crate::tokenize::TextTokenizer;
 
 /// The `format` field of every manifest.
@@ -122,6 +123,9 @@ pub struct BundleReader {
     weights: WeightMap,
     tokenizer: Option<TextTokenizer>,
     received: Vec<bool>,
+    /// Where each shard's tensors are uploaded as soon as it is decoded (`None`: kept on the
+    /// host, as conversion needs).
+    placement: Option<Placement>,
 }
 
 impl BundleReader {
@@ -135,7 +139,14 @@ impl BundleReader {
             weights: WeightMap::default(),
             tokenizer: None,
             received,
+            placement: None,
         })
+    }
+
+    /// Uploads every later shard's tensors to `placement` as soon as the shard is decoded, so
+    /// that loading holds one shard on the host at a time, never the whole model.
+    pub fn upload_to(&mut self, placement: Placement) {
+        self.placement = Some(placement);
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -167,13 +178,17 @@ impl BundleReader {
                 self.weights.add_source(key, path);
             }
             let weights = &mut self.weights;
+            let placement = &self.placement;
             read_safetensors(
                 bytes,
                 path,
                 |k| Some(k.to_string()),
                 |k, t| {
                     found.push(k.clone());
-                    weights.insert(k, path, t);
+                    match placement {
+                        Some(at) => weights.insert_uploaded(k, path, t, &at.device, at.dtype),
+                        None => weights.insert(k, path, t),
+                    }
                 },
             )?;
             found.sort();
@@ -238,14 +253,19 @@ mod native {
             .collect()
     }
 
-    /// Reads a bundle directory, checking every file's size and sha256.
-    pub fn read_bundle_dir(dir: &Path) -> Result<BundleParts> {
+    /// Reads a bundle directory, checking every file's size and sha256. With a `placement`,
+    /// each shard's tensors go to the device as soon as it is read, and its bytes are dropped
+    /// before the next one is read.
+    pub fn read_bundle_dir(dir: &Path, placement: Option<Placement>) -> Result<BundleParts> {
         let manifest_path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&manifest_path)
             .map_err(|e| Error::io(manifest_path.display(), e))?;
         let manifest = Manifest::parse(&text)?;
         let files = manifest.files.clone();
         let mut reader = BundleReader::new(manifest)?;
+        if let Some(placement) = placement {
+            reader.upload_to(placement);
+        }
         for file in &files {
             let path = dir.join(&file.path);
             let bytes = std::fs::read(&path).map_err(|e| Error::io(path.display(), e))?;
@@ -398,7 +418,7 @@ mod native {
             let tokenizer_path = model_dir.join(&manifest.tokenizer);
             let tokenizer = std::fs::read(&tokenizer_path)
                 .map_err(|e| Error::io(tokenizer_path.display(), e))?;
-            sources.map = read_bundle_dir(model_dir)?.weights;
+            sources.map = read_bundle_dir(model_dir, None)?.weights;
             (manifest.config, tokenizer)
         } else {
             let files = find_model_files(model_dir)?;

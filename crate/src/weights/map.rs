@@ -1,5 +1,7 @@
 use std::collections::HashMap;
 
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+
 use crate::error::{Error, Result};
 
 /// One tensor decoded to f32 on the host, row-major, in the checkpoint's own layout.
@@ -9,9 +11,23 @@ pub struct RawTensor {
     pub data: Vec<f32>,
 }
 
+/// A tensor taken from a [`WeightMap`]: still on the host, or already on the device.
+pub enum Weight {
+    Host(RawTensor),
+    /// Uploaded flat (in the target float type); `shape` is the checkpoint's own layout.
+    Device { shape: Vec<usize>, tensor: Tensor<1> },
+}
+
+enum Stored {
+    Host(RawTensor),
+    /// Uploaded as soon as its file was decoded; `finite` was checked on the host slice.
+    Device { tensor: Tensor<1>, finite: bool },
+}
+
 struct Entry {
     file: String,
-    tensor: RawTensor,
+    shape: Vec<usize>,
+    stored: Stored,
 }
 
 /// Tensors by canonical key (`bert.…`, `linear_in_embedding.…`, `query_embedding.…`,
@@ -35,7 +51,35 @@ impl WeightMap {
             key,
             Entry {
                 file: file.to_string(),
-                tensor,
+                shape: tensor.shape.clone(),
+                stored: Stored::Host(tensor),
+            },
+        );
+    }
+
+    /// Uploads `tensor` to `device` in `dtype` now (the host copy is dropped), remembering
+    /// whether every value was finite so that [`WeightMap::take`] reports it as for host tensors.
+    pub fn insert_uploaded(
+        &mut self,
+        key: String,
+        file: &str,
+        tensor: RawTensor,
+        device: &Device,
+        dtype: FloatDType,
+    ) {
+        let finite = tensor.data.iter().all(|v| v.is_finite());
+        let elements = tensor.data.len();
+        let data = TensorData::new(tensor.data, [elements]);
+        let uploaded = Tensor::<1>::from_data(data, (device, dtype.into()));
+        self.entries.insert(
+            key,
+            Entry {
+                file: file.to_string(),
+                shape: tensor.shape,
+                stored: Stored::Device {
+                    tensor: uploaded,
+                    finite,
+                },
             },
         );
     }
@@ -72,28 +116,49 @@ impl WeightMap {
     pub fn shape(&self, key: &str) -> Result<&[usize]> {
         self.entries
             .get(key)
-            .map(|e| e.tensor.shape.as_slice())
+            .map(|e| e.shape.as_slice())
             .ok_or_else(|| self.missing(key))
     }
 
     /// Removes and returns `key`, checking its shape and that every value is finite.
-    pub fn take(&mut self, key: &str, expected: &[usize]) -> Result<RawTensor> {
+    pub fn take_weight(&mut self, key: &str, expected: &[usize]) -> Result<Weight> {
         let entry = self.entries.remove(key).ok_or_else(|| self.missing(key))?;
-        if entry.tensor.shape != expected {
+        if entry.shape != expected {
             return Err(Error::WrongShape {
                 file: entry.file,
                 key: display_key(key),
-                found: entry.tensor.shape,
+                found: entry.shape,
                 expected: expected.to_vec(),
             });
         }
-        if entry.tensor.data.iter().any(|v| !v.is_finite()) {
+        let finite = match &entry.stored {
+            Stored::Host(raw) => raw.data.iter().all(|v| v.is_finite()),
+            Stored::Device { finite, .. } => *finite,
+        };
+        if !finite {
             return Err(Error::NonFinite {
                 file: entry.file,
                 key: display_key(key),
             });
         }
-        Ok(entry.tensor)
+        Ok(match entry.stored {
+            Stored::Host(raw) => Weight::Host(raw),
+            Stored::Device { tensor, .. } => Weight::Device {
+                shape: entry.shape,
+                tensor,
+            },
+        })
+    }
+
+    /// [`WeightMap::take_weight`] for host tensors (conversion); an uploaded tensor is an error.
+    pub fn take(&mut self, key: &str, expected: &[usize]) -> Result<RawTensor> {
+        match self.take_weight(key, expected)? {
+            Weight::Host(raw) => Ok(raw),
+            Weight::Device { .. } => Err(Error::checkpoint(
+                "checkpoint",
+                format!("tensor `{key}` is already on the device"),
+            )),
+        }
     }
 }
 
