@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::{RawTensor, StoredDType, WeightMap, decode_to_f32};
 use super::pickle::read_pickle;
+use safetensors::{Dtype, SafeTensors};
+
 use super::safetensors_file::read_safetensors;
 use crate::error::{Error, Result};
 
@@ -124,75 +126,67 @@ pub fn merged_key(name: &str) -> Option<String> {
     None
 }
 
-/// The header of a safetensors file, for reading its tensors one at a time from disk.
+/// A safetensors file mapped into memory, for reading its tensors one at a time: only the pages
+/// of the tensors read are touched, so a converter never holds the whole model.
 pub struct SafetensorsIndex {
     pub path: PathBuf,
+    map: memmap2::Mmap,
     tensors: Vec<(String, IndexedTensor)>,
 }
 
+/// Where one tensor's bytes are in the file.
 #[derive(Debug, Clone)]
 pub struct IndexedTensor {
     pub dtype: StoredDType,
     pub shape: Vec<usize>,
-    pub offset: u64,
-    pub len: u64,
+    pub offset: usize,
+    pub len: usize,
 }
 
 impl SafetensorsIndex {
     pub fn open(path: &Path) -> Result<Self> {
-        use std::io::Read;
         let file = path.display().to_string();
-        let mut f = std::fs::File::open(path).map_err(|e| Error::io(&file, e))?;
-        let size = f.metadata().map_err(|e| Error::io(&file, e))?.len();
-        let mut n = [0u8; 8];
-        f.read_exact(&mut n).map_err(|e| Error::checkpoint(&file, format!("not a valid safetensors file: {e}")))?;
-        let n = u64::from_le_bytes(n);
-        if n > 100 << 20 || 8 + n > size {
-            return Err(Error::checkpoint(&file, "not a valid safetensors file: bad header size"));
-        }
-        let mut header = vec![0u8; n as usize];
-        f.read_exact(&mut header).map_err(|e| Error::io(&file, e))?;
-        let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)
+        let handle = std::fs::File::open(path).map_err(|e| Error::io(&file, e))?;
+        // SAFETY: the map is read-only; like every safetensors loader, this assumes the file is
+        // not truncated or rewritten while the model loads.
+        let map = unsafe { memmap2::Mmap::map(&handle) }.map_err(|e| Error::io(&file, e))?;
+        let (header_len, metadata) = SafeTensors::read_metadata(&map)
             .map_err(|e| Error::checkpoint(&file, format!("not a valid safetensors file: {e}")))?;
-        let data_start = 8 + n;
+        let data_start = 8 + header_len;
         let mut tensors = Vec::new();
-        for (name, info) in header {
-            if name == "__metadata__" {
-                continue;
-            }
-            let bad = || Error::checkpoint(&file, format!("tensor `{name}`: bad header entry"));
-            let dtype = match info.get("dtype").and_then(|d| d.as_str()).ok_or_else(bad)? {
-                "F32" => StoredDType::F32,
-                "F16" => StoredDType::F16,
-                "BF16" => StoredDType::BF16,
-                "F64" => StoredDType::F64,
+        for (name, info) in metadata.tensors() {
+            let dtype = match info.dtype {
+                Dtype::F32 => StoredDType::F32,
+                Dtype::F16 => StoredDType::F16,
+                Dtype::BF16 => StoredDType::BF16,
+                Dtype::F64 => StoredDType::F64,
+                // Integer buffers (position_ids) are skipped by every key map.
+                _ if encoder_key(&name).is_none() || merged_key(&name).is_none() => continue,
                 other => {
-                    // Integer buffers (position_ids) are skipped by every key map.
-                    if encoder_key(&name).is_none() || merged_key(&name).is_none() {
-                        continue;
-                    }
-                    return Err(Error::checkpoint(&file, format!("tensor `{name}` has unsupported dtype {other}")));
+                    return Err(Error::checkpoint(
+                        &file,
+                        format!("tensor `{name}` has unsupported dtype {other:?}"),
+                    ));
                 }
             };
-            let shape: Vec<usize> = info
-                .get("shape")
-                .and_then(|s| s.as_array())
-                .ok_or_else(bad)?
-                .iter()
-                .map(|d| d.as_u64().map(|d| d as usize).ok_or_else(bad))
-                .collect::<Result<_>>()?;
-            let offsets = info.get("data_offsets").and_then(|o| o.as_array()).ok_or_else(bad)?;
-            let (a, b) = match offsets.as_slice() {
-                [a, b] => (a.as_u64().ok_or_else(bad)?, b.as_u64().ok_or_else(bad)?),
-                _ => return Err(bad()),
-            };
-            let elements: usize = shape.iter().product();
-            if b < a || data_start + b > size || (b - a) as usize != elements * dtype.size() {
-                return Err(Error::checkpoint(&file, format!("tensor `{name}` has the wrong byte size")));
-            }
-            tensors.push((name, IndexedTensor { dtype, shape, offset: data_start + a, len: b - a }));
+            let (begin, end) = info.data_offsets;
+            tensors.push((
+                name,
+                IndexedTensor {
+                    dtype,
+                    shape: info.shape.clone(),
+                    offset: data_start + begin,
+                    len: end - begin,
+                },
+            ));
         }
-        Ok(Self { path: path.to_path_buf(), tensors })
+        // File order: deterministic, and reads then move forward through the file.
+        tensors.sort_by_key(|(_, t)| t.offset);
+        Ok(Self {
+            path: path.to_path_buf(),
+            map,
+            tensors,
+        })
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -203,18 +197,29 @@ impl SafetensorsIndex {
         &self.tensors
     }
 
-    /// Reads and decodes one tensor from disk.
+    /// Decodes one tensor (its size was checked against the header when the file was opened).
     pub fn read(&self, tensor: &IndexedTensor) -> Result<RawTensor> {
-        use std::io::{Read, Seek, SeekFrom};
-        let file = self.path.display().to_string();
-        let mut f = std::fs::File::open(&self.path).map_err(|e| Error::io(&file, e))?;
-        f.seek(SeekFrom::Start(tensor.offset)).map_err(|e| Error::io(&file, e))?;
-        let mut bytes = vec![0u8; tensor.len as usize];
-        f.read_exact(&mut bytes).map_err(|e| Error::io(&file, e))?;
+        let bytes = &self.map[tensor.offset..tensor.offset + tensor.len];
         let elements = tensor.shape.iter().product();
-        let data = decode_to_f32(tensor.dtype, &bytes, elements)
-            .ok_or_else(|| Error::checkpoint(&file, "a tensor has the wrong byte size"))?;
-        Ok(RawTensor { shape: tensor.shape.clone(), data })
+        let data = decode_to_f32(tensor.dtype, bytes, elements).ok_or_else(|| {
+            Error::checkpoint(self.path.display(), "a tensor has the wrong byte size")
+        })?;
+        // The decoded copy is all that is needed now: let the kernel drop the mapped pages, so
+        // that resident memory stays near one tensor instead of growing to the whole file.
+        #[cfg(unix)]
+        // SAFETY: a read-only file mapping; dropped pages are read again from the file if
+        // touched, and no reference into them outlives this function.
+        unsafe {
+            let _ = self.map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                tensor.offset,
+                tensor.len,
+            );
+        }
+        Ok(RawTensor {
+            shape: tensor.shape.clone(),
+            data,
+        })
     }
 }
 
