@@ -41,8 +41,7 @@ fn default_position_embedding_type() -> String {
 impl BertConfig {
     /// Parses and validates `config.json`; `file` names it in errors.
     pub fn from_json(text: &str, file: &str) -> Result<Self> {
-        let config: BertConfig =
-            serde_json::from_str(text).map_err(|e| Error::config(file, e))?;
+        let config: BertConfig = serde_json::from_str(text).map_err(|e| Error::config(file, e))?;
         config.validate(file)?;
         Ok(config)
     }
@@ -79,7 +78,10 @@ impl BertConfig {
         if self.hidden_act != "gelu" {
             return Err(Error::config(
                 file,
-                format!("hidden_act `{}` is not supported (only `gelu`)", self.hidden_act),
+                format!(
+                    "hidden_act `{}` is not supported (only `gelu`)",
+                    self.hidden_act
+                ),
             ));
         }
         if self.position_embedding_type != "absolute" {
@@ -92,7 +94,10 @@ impl BertConfig {
             ));
         }
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
-            return Err(Error::config(file, "layer_norm_eps must be a positive number"));
+            return Err(Error::config(
+                file,
+                "layer_norm_eps must be a positive number",
+            ));
         }
         Ok(())
     }

@@ -52,7 +52,9 @@ impl FromStr for Backend {
         match s {
             "cpu" => Ok(Backend::Cpu),
             "wgpu" | "gpu" | "webgpu" => Ok(Backend::Wgpu),
-            other => Err(Error::input(format!("unknown device `{other}` (expected cpu or wgpu)"))),
+            other => Err(Error::input(format!(
+                "unknown device `{other}` (expected cpu or wgpu)"
+            ))),
         }
     }
 }
@@ -63,7 +65,9 @@ impl FromStr for Precision {
         match s {
             "f32" | "fp32" => Ok(Precision::F32),
             "f16" | "fp16" => Ok(Precision::F16),
-            other => Err(Error::input(format!("unknown dtype `{other}` (expected f32 or f16)"))),
+            other => Err(Error::input(format!(
+                "unknown dtype `{other}` (expected f32 or f16)"
+            ))),
         }
     }
 }
@@ -96,7 +100,11 @@ pub fn open_device(backend: Backend) -> Result<Device> {
     match backend {
         Backend::Cpu => Ok(Device::flex()),
         Backend::Wgpu => WGPU
-            .get_or_init(|| Device::wgpu_options().init().map_err(|e| format!("wgpu: {e}")))
+            .get_or_init(|| {
+                Device::wgpu_options()
+                    .init()
+                    .map_err(|e| format!("wgpu: {e}"))
+            })
             .clone()
             .map_err(Error::DeviceUnavailable),
     }

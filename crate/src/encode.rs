@@ -65,7 +65,8 @@ pub fn read_floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 pub fn block_on<T>(call: impl Future<Output = Result<T>>) -> Result<T> {
     burn::tensor::try_read_sync(call).unwrap_or_else(|| {
         Err(Error::Execution(
-            "a blocking call cannot wait for the device here (wasm32): use the async methods".into(),
+            "a blocking call cannot wait for the device here (wasm32): use the async methods"
+                .into(),
         ))
     })
 }

@@ -21,9 +21,9 @@ mod reranker;
 #[cfg(feature = "native")]
 mod sentence_encoder;
 pub mod tokenize;
-pub mod weights;
 #[cfg(all(feature = "wasm", target_arch = "wasm32"))]
 mod wasm;
+pub mod weights;
 
 pub use device::{Backend, Precision};
 pub use error::{Error, Result};

@@ -12,7 +12,9 @@ pub const ITERATIVE_LIST_SIZE: usize = 20;
 /// Checks that a batch holds at least one list and every list a query and at least one passage.
 pub fn validate_batch<S: AsRef<str>>(batch: &[Vec<S>]) -> Result<()> {
     if batch.is_empty() {
-        return Err(Error::input("the batch is empty: give at least one [query, passage, ...] list"));
+        return Err(Error::input(
+            "the batch is empty: give at least one [query, passage, ...] list",
+        ));
     }
     for (index, list) in batch.iter().enumerate() {
         validate_list(list).map_err(|e| Error::input(format!("list {index}: {e}")))?;
@@ -116,7 +118,11 @@ impl IterativeSchedule {
 
     /// Records the scores of the round returned by `next_round` (same order).
     pub fn accept(&mut self, scores: &[f32]) {
-        assert_eq!(scores.len(), self.remaining.len(), "one score per remaining passage");
+        assert_eq!(
+            scores.len(),
+            self.remaining.len(),
+            "one score per remaining passage"
+        );
         let offset = self.round as f32;
         if self.remaining.len() <= ITERATIVE_LIST_SIZE {
             for (&idx, &s) in self.remaining.iter().zip(scores) {
@@ -161,8 +167,16 @@ mod tests {
         let batches = length_batches(&lengths, 210, 400);
         assert_eq!(batches, vec![vec![1, 3], vec![5, 2, 0, 4]]);
         let single = length_batches(&[600], 100, 10);
-        assert_eq!(single, vec![vec![0]], "an over-budget text still gets its own batch");
-        assert_eq!(length_batches(&[2; 5], 1000, 2).len(), 3, "max_texts caps a batch");
+        assert_eq!(
+            single,
+            vec![vec![0]],
+            "an over-budget text still gets its own batch"
+        );
+        assert_eq!(
+            length_batches(&[2; 5], 1000, 2).len(),
+            3,
+            "max_texts caps a batch"
+        );
     }
 
     #[test]
@@ -196,7 +210,10 @@ mod tests {
         let mut schedule = IterativeSchedule::new(n);
         let scores: Vec<f32> = (0..n).map(|i| i as f32 / 100.0).collect();
         schedule.accept(&scores);
-        assert_eq!(schedule.next_round().unwrap(), &(10..25).collect::<Vec<_>>()[..]);
+        assert_eq!(
+            schedule.next_round().unwrap(),
+            &(10..25).collect::<Vec<_>>()[..]
+        );
         let second: Vec<f32> = (10..25).map(|i| i as f32 / 100.0).collect();
         schedule.accept(&second);
         assert!(schedule.next_round().is_none());

@@ -9,9 +9,9 @@ use burn::tensor::{Device, Tensor};
 
 use crate::config::{BertConfig, ModelConfig};
 use crate::device::{Backend, Precision, check_precision};
+use crate::encode::{block_on, encode_in_length_batches, index_tensor, read_floats_async};
 use crate::error::{Error, Result};
 use crate::model::{ListConRankerModel, Placement, list_config};
-use crate::encode::{block_on, encode_in_length_batches, index_tensor, read_floats_async};
 use crate::rank::{
     IterativeSchedule, UniqueTexts, unify_duplicate_scores, validate_batch, validate_list,
 };
@@ -79,7 +79,13 @@ impl Reranker {
                 dtype: options.precision.float_dtype(),
             };
             let parts = crate::weights::bundle::read_bundle_dir(dir.as_ref(), Some(placement))?;
-            return Self::from_parts(parts.config, parts.weights, parts.tokenizer, device, options);
+            return Self::from_parts(
+                parts.config,
+                parts.weights,
+                parts.tokenizer,
+                device,
+                options,
+            );
         }
         let files = crate::weights::find_model_files(dir.as_ref())?;
         let bert = BertConfig::from_file(&files.encoder.config)?;
@@ -233,9 +239,12 @@ impl Reranker {
     fn encode_texts(&self, texts: &[&str]) -> Result<Tensor<2>> {
         let ids = self.tokenizer.encode_all(texts)?;
         let dtype = self.options.precision.float_dtype();
-        Ok(encode_in_length_batches(&ids, self.options.effective_batch_tokens(), &self.device, |ids, real| {
-            self.model.encode(ids, real, dtype)
-        }))
+        Ok(encode_in_length_batches(
+            &ids,
+            self.options.effective_batch_tokens(),
+            &self.device,
+            |ids, real| self.model.encode(ids, real, dtype),
+        ))
     }
 
     /// Scores of lists given as rows of `features` (`[query, passages...]` each):
@@ -254,7 +263,6 @@ impl Reranker {
         let lengths: Vec<usize> = lists.iter().map(Vec::len).collect();
         self.model.score_lists(stacked, &lengths)
     }
-
 }
 
 /// Cuts the flat [lists, longest - 1] scores into one row per list (pads dropped), giving

@@ -48,9 +48,10 @@ impl SentenceEncoder {
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
         let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
         let ids = self.tokenizer.encode_all(&texts)?;
-        let pooled = encode_in_length_batches(&ids, self.batch_tokens, &self.device, |ids, real| {
-            self.encoder.forward_pooled(ids, real)
-        });
+        let pooled =
+            encode_in_length_batches(&ids, self.batch_tokens, &self.device, |ids, real| {
+                self.encoder.forward_pooled(ids, real)
+            });
         let [_, hidden] = pooled.dims();
         let flat = read_floats(pooled)?;
         Ok(flat.chunks_exact(hidden).map(<[f32]>::to_vec).collect())

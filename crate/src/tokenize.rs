@@ -2,8 +2,8 @@
 //! every text alone as `[CLS] text [SEP]`, truncated to `max_length` tokens (special tokens
 //! included), no padding here (the encoder batches pad).
 
-use serde::Deserialize;
 use ahash::AHashMap;
+use serde::Deserialize;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
@@ -171,7 +171,11 @@ impl TextTokenizer {
             }
             TokenizerFiles::Vocab { vocab, config } => {
                 let config_text = config.as_deref().map(read).transpose()?;
-                Self::from_vocab(&read(vocab)?, config_text.as_deref(), &vocab.display().to_string())
+                Self::from_vocab(
+                    &read(vocab)?,
+                    config_text.as_deref(),
+                    &vocab.display().to_string(),
+                )
             }
         }
     }

@@ -244,12 +244,25 @@ fn shards_respect_the_size_limit_and_keep_the_scores() {
         ..ConvertOptions::default()
     };
     let manifest = write_bundle(&model_dir(model), dir.path(), &options).expect("convert");
-    let shards: Vec<_> = manifest.files.iter().filter(|f| !f.tensors.is_empty()).collect();
-    assert!(shards.len() > 4, "{:?}", shards.iter().map(|f| &f.path).collect::<Vec<_>>());
+    let shards: Vec<_> = manifest
+        .files
+        .iter()
+        .filter(|f| !f.tensors.is_empty())
+        .collect();
+    assert!(
+        shards.len() > 4,
+        "{:?}",
+        shards.iter().map(|f| &f.path).collect::<Vec<_>>()
+    );
     for file in &shards {
         // Data within the limit (plus the safetensors header), unless one tensor is larger.
         if file.tensors.len() > 1 {
-            assert!(file.bytes <= limit + 4096, "{} has {} bytes", file.path, file.bytes);
+            assert!(
+                file.bytes <= limit + 4096,
+                "{} has {} bytes",
+                file.path,
+                file.bytes
+            );
         }
     }
     let case = &expected(model).compute_score[0];
@@ -282,19 +295,37 @@ fn write_merged(model: &str, out: &Path) {
         let bytes: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
         tensors.push((name, shape, bytes));
     }
-    tensors.push(("model.list_transformer_layer.linear1.bias".into(), vec![2], vec![0; 8]));
-    tensors.push(("model.hf_model.pooler.dense.bias".into(), vec![2], vec![0; 8]));
+    tensors.push((
+        "model.list_transformer_layer.linear1.bias".into(),
+        vec![2],
+        vec![0; 8],
+    ));
+    tensors.push((
+        "model.hf_model.pooler.dense.bias".into(),
+        vec![2],
+        vec![0; 8],
+    ));
     let views = tensors
         .iter()
         .map(|(k, s, b)| {
             (
                 k.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
             )
         })
         .collect::<Vec<_>>();
-    std::fs::write(out.join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
-    for name in ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"] {
+    std::fs::write(
+        out.join("model.safetensors"),
+        safetensors::serialize(views, None).unwrap(),
+    )
+    .unwrap();
+    for name in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+    ] {
         let src = model_dir(model).join(name);
         if src.exists() {
             std::fs::copy(src, out.join(name)).unwrap();
@@ -314,7 +345,17 @@ fn a_merged_single_safetensors_loads_and_converts_like_the_split_layout() {
         let from_merged = Reranker::load(merged.path(), options(case.max_length)).unwrap();
         let from_bundle = Reranker::load(bundle.path(), options(case.max_length)).unwrap();
         let want = original.compute_score(&case.batch).unwrap();
-        assert_eq!(from_merged.compute_score(&case.batch).unwrap(), want, "{}", case.name);
-        assert_eq!(from_bundle.compute_score(&case.batch).unwrap(), want, "{}", case.name);
+        assert_eq!(
+            from_merged.compute_score(&case.batch).unwrap(),
+            want,
+            "{}",
+            case.name
+        );
+        assert_eq!(
+            from_bundle.compute_score(&case.batch).unwrap(),
+            want,
+            "{}",
+            case.name
+        );
     }
 }

@@ -35,7 +35,11 @@ fn output_scores(output: &Output) -> Vec<Vec<f64>> {
 #[test]
 fn scores_both_line_shapes_like_the_reference() {
     let expected = expected("zh-tiny");
-    let case = expected.compute_score.iter().find(|c| c.max_length == 512).unwrap();
+    let case = expected
+        .compute_score
+        .iter()
+        .find(|c| c.max_length == 512)
+        .unwrap();
     let mut input = Vec::new();
     for (i, list) in case.batch.iter().enumerate() {
         let line = if i % 2 == 0 {
@@ -46,7 +50,11 @@ fn scores_both_line_shapes_like_the_reference() {
         writeln!(input, "{line}").unwrap();
     }
     let output = run(&["score", "--model", &model_arg()], &input);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let got = output_scores(&output);
     assert_eq!(got.len(), case.scores.len());
     for (g, e) in got.iter().zip(&case.scores) {
@@ -60,13 +68,31 @@ fn scores_both_line_shapes_like_the_reference() {
 #[test]
 fn iterative_flag_matches_the_reference() {
     let expected = expected("zh-tiny");
-    let case = expected.iterative.iter().max_by_key(|c| c.list.len()).unwrap();
+    let case = expected
+        .iterative
+        .iter()
+        .max_by_key(|c| c.list.len())
+        .unwrap();
     let input = format!("{}\n", serde_json::to_string(&case.list).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("input.jsonl");
     std::fs::write(&file, input).unwrap();
-    let output = run(&["score", "--model", &model_arg(), "--iterative", "--input", file.to_str().unwrap()], b"");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(
+        &[
+            "score",
+            "--model",
+            &model_arg(),
+            "--iterative",
+            "--input",
+            file.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let got = output_scores(&output);
     for (a, b) in got[0].iter().zip(&case.scores) {
         assert!((a - b).abs() <= 1e-5, "{a} vs {b}");
@@ -78,11 +104,21 @@ fn a_bad_line_stops_the_run_after_printing_the_lines_before_it() {
     let input = b"[\"q\", \"a\", \"b\"]\n{\"query\": \"q\", \"passages\": [\"c\"]}\n[\"q\", \"x\"\n[\"q\", \"never scored\"]\n";
     let output = run(&["score", "--model", &model_arg()], input);
     assert_eq!(output.status.code(), Some(1));
-    assert_eq!(output_scores(&output).len(), 2, "only the lines before the bad one");
+    assert_eq!(
+        output_scores(&output).len(),
+        2,
+        "only the lines before the bad one"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("line 3") && stderr.contains("invalid JSON"), "{stderr}");
+    assert!(
+        stderr.contains("line 3") && stderr.contains("invalid JSON"),
+        "{stderr}"
+    );
 
-    let output = run(&["score", "--model", &model_arg()], b"[\"q\", \"\xff\xfe\"]\n");
+    let output = run(
+        &["score", "--model", &model_arg()],
+        b"[\"q\", \"\xff\xfe\"]\n",
+    );
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 1: not valid UTF-8"));
 

@@ -35,7 +35,10 @@ fn assert_error(err: &Error, code: &str, fragments: &[&str]) {
     let message = err.to_string();
     assert_eq!(err.code(), code, "{message}");
     for fragment in fragments {
-        assert!(message.contains(fragment), "{message:?} should mention {fragment:?}");
+        assert!(
+            message.contains(fragment),
+            "{message:?} should mention {fragment:?}"
+        );
     }
 }
 
@@ -48,13 +51,22 @@ fn rewrite_safetensors(dir: &Path, edit: impl FnOnce(&mut Vec<(String, Vec<usize
         .iter()
         .map(|(name, view)| {
             assert_eq!(view.dtype(), Dtype::F32);
-            (name.to_string(), view.shape().to_vec(), view.data().to_vec())
+            (
+                name.to_string(),
+                view.shape().to_vec(),
+                view.data().to_vec(),
+            )
         })
         .collect();
     edit(&mut entries);
     let views: Vec<(String, TensorView)> = entries
         .iter()
-        .map(|(name, shape, data)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).unwrap()))
+        .map(|(name, shape, data)| {
+            (
+                name.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), data).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, &path).unwrap();
 }
@@ -65,15 +77,39 @@ const WORD_EMBEDDINGS: &str = "embeddings.word_embeddings.weight";
 fn empty_batch_and_lists_without_passages_are_input_errors() {
     let ranker = cpu();
     let empty: Vec<Vec<String>> = vec![];
-    assert_error(&ranker.compute_score(&empty).unwrap_err(), "INPUT_INVALID", &["empty"]);
+    assert_error(
+        &ranker.compute_score(&empty).unwrap_err(),
+        "INPUT_INVALID",
+        &["empty"],
+    );
     let no_passage = vec![vec!["q", "p"], vec!["query alone"]];
-    assert_error(&ranker.compute_score(&no_passage).unwrap_err(), "INPUT_INVALID", &["list 1", "no passage"]);
+    assert_error(
+        &ranker.compute_score(&no_passage).unwrap_err(),
+        "INPUT_INVALID",
+        &["list 1", "no passage"],
+    );
     let empty_list: Vec<Vec<&str>> = vec![vec![]];
-    assert_error(&ranker.compute_score(&empty_list).unwrap_err(), "INPUT_INVALID", &["list 0"]);
-    assert_error(&ranker.iterative_inference(&["q"]).unwrap_err(), "INPUT_INVALID", &["no passage"]);
+    assert_error(
+        &ranker.compute_score(&empty_list).unwrap_err(),
+        "INPUT_INVALID",
+        &["list 0"],
+    );
+    assert_error(
+        &ranker.iterative_inference(&["q"]).unwrap_err(),
+        "INPUT_INVALID",
+        &["no passage"],
+    );
     let none: [&str; 0] = [];
-    assert_error(&ranker.iterative_inference(&none).unwrap_err(), "INPUT_INVALID", &["empty"]);
-    assert_error(&ranker.rerank("q", &none, None).unwrap_err(), "INPUT_INVALID", &["no passage"]);
+    assert_error(
+        &ranker.iterative_inference(&none).unwrap_err(),
+        "INPUT_INVALID",
+        &["empty"],
+    );
+    assert_error(
+        &ranker.rerank("q", &none, None).unwrap_err(),
+        "INPUT_INVALID",
+        &["no passage"],
+    );
 }
 
 #[test]
@@ -82,14 +118,26 @@ fn empty_strings_are_scored_like_the_reference() {
     let ranker = cpu();
     let scores = ranker.compute_score(&[vec!["", "", "a passage"]]).unwrap();
     assert_eq!(scores[0].len(), 2);
-    assert!(scores[0].iter().all(|s| s.is_finite() && *s > 0.0 && *s < 1.0));
+    assert!(
+        scores[0]
+            .iter()
+            .all(|s| s.is_finite() && *s > 0.0 && *s < 1.0)
+    );
 }
 
 #[test]
 fn max_length_outside_the_model_is_rejected() {
     let mut ranker = cpu();
-    assert_error(&ranker.set_max_length(100_000).unwrap_err(), "INPUT_INVALID", &["max_position_embeddings"]);
-    assert_error(&ranker.set_max_length(1).unwrap_err(), "INPUT_INVALID", &["max_length 1"]);
+    assert_error(
+        &ranker.set_max_length(100_000).unwrap_err(),
+        "INPUT_INVALID",
+        &["max_position_embeddings"],
+    );
+    assert_error(
+        &ranker.set_max_length(1).unwrap_err(),
+        "INPUT_INVALID",
+        &["max_length 1"],
+    );
 }
 
 #[test]
@@ -98,7 +146,11 @@ fn missing_directory_and_files_are_named() {
     assert_error(&err, "MODEL_FETCH_FAILED", &["/nonexistent/model"]);
     let dir = copy_model("zh-tiny");
     fs::remove_file(dir.path().join("list_transformer.pt")).unwrap();
-    assert_error(&load_err(dir.path()), "MODEL_INVALID", &["list_transformer.pt"]);
+    assert_error(
+        &load_err(dir.path()),
+        "MODEL_INVALID",
+        &["list_transformer.pt"],
+    );
     let dir = copy_model("zh-tiny");
     fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
     fs::remove_file(dir.path().join("vocab.txt")).unwrap();
@@ -111,16 +163,30 @@ fn truncated_safetensors_is_a_model_error() {
     let path = dir.path().join("model.safetensors");
     let bytes = fs::read(&path).unwrap();
     fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    assert_error(&load_err(dir.path()), "MODEL_INVALID", &["model.safetensors"]);
+    assert_error(
+        &load_err(dir.path()),
+        "MODEL_INVALID",
+        &["model.safetensors"],
+    );
     fs::write(&path, &bytes[..5]).unwrap();
-    assert_error(&load_err(dir.path()), "MODEL_INVALID", &["model.safetensors"]);
+    assert_error(
+        &load_err(dir.path()),
+        "MODEL_INVALID",
+        &["model.safetensors"],
+    );
 }
 
 #[test]
 fn missing_encoder_key_is_named_with_its_file() {
     let dir = copy_model("zh-tiny");
-    rewrite_safetensors(dir.path(), |entries| entries.retain(|(name, ..)| name != WORD_EMBEDDINGS));
-    assert_error(&load_err(dir.path()), "MODEL_INVALID", &["model.safetensors", WORD_EMBEDDINGS]);
+    rewrite_safetensors(dir.path(), |entries| {
+        entries.retain(|(name, ..)| name != WORD_EMBEDDINGS)
+    });
+    assert_error(
+        &load_err(dir.path()),
+        "MODEL_INVALID",
+        &["model.safetensors", WORD_EMBEDDINGS],
+    );
 }
 
 #[test]
@@ -133,17 +199,28 @@ fn wrong_shape_is_named_with_both_shapes() {
             .unwrap();
         layer_norm.1 = vec![layer_norm.1[0] / 2, 2];
     });
-    assert_error(&load_err(dir.path()), "MODEL_INVALID", &["encoder.layer.1.output.LayerNorm.weight", "shape"]);
+    assert_error(
+        &load_err(dir.path()),
+        "MODEL_INVALID",
+        &["encoder.layer.1.output.LayerNorm.weight", "shape"],
+    );
 }
 
 #[test]
 fn non_finite_weights_are_rejected() {
     let dir = copy_model("zh-tiny");
     rewrite_safetensors(dir.path(), |entries| {
-        let (_, _, data) = entries.iter_mut().find(|(name, ..)| name == WORD_EMBEDDINGS).unwrap();
+        let (_, _, data) = entries
+            .iter_mut()
+            .find(|(name, ..)| name == WORD_EMBEDDINGS)
+            .unwrap();
         data[40..44].copy_from_slice(&f32::NAN.to_le_bytes());
     });
-    assert_error(&load_err(dir.path()), "MODEL_INVALID", &[WORD_EMBEDDINGS, "non-finite"]);
+    assert_error(
+        &load_err(dir.path()),
+        "MODEL_INVALID",
+        &[WORD_EMBEDDINGS, "non-finite"],
+    );
 }
 
 #[test]
@@ -155,14 +232,26 @@ fn list_part_of_another_model_is_a_shape_error() {
         dir.path().join("linear_in_embedding.pt"),
     )
     .unwrap();
-    assert_error(&load_err(dir.path()), "MODEL_INVALID", &["linear_in_embedding.pt", "shape"]);
+    assert_error(
+        &load_err(dir.path()),
+        "MODEL_INVALID",
+        &["linear_in_embedding.pt", "shape"],
+    );
 }
 
 #[test]
 fn corrupt_pickle_and_config_are_model_errors() {
     let dir = copy_model("zh-tiny");
-    fs::write(dir.path().join("list_transformer.pt"), b"not a pickle at all").unwrap();
-    assert_error(&load_err(dir.path()), "MODEL_INVALID", &["list_transformer.pt"]);
+    fs::write(
+        dir.path().join("list_transformer.pt"),
+        b"not a pickle at all",
+    )
+    .unwrap();
+    assert_error(
+        &load_err(dir.path()),
+        "MODEL_INVALID",
+        &["list_transformer.pt"],
+    );
     let dir = copy_model("zh-tiny");
     fs::write(dir.path().join("config.json"), b"{\"hidden_size\": 16").unwrap();
     assert_error(&load_err(dir.path()), "MODEL_INVALID", &["config.json"]);
@@ -176,5 +265,9 @@ fn pickle_missing_key_is_named_with_its_file() {
         dir.path().join("list_transformer.pt"),
     )
     .unwrap();
-    assert_error(&load_err(dir.path()), "MODEL_INVALID", &["list_transformer.pt", "linear_score1.bias"]);
+    assert_error(
+        &load_err(dir.path()),
+        "MODEL_INVALID",
+        &["list_transformer.pt", "linear_score1.bias"],
+    );
 }

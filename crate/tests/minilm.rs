@@ -22,7 +22,9 @@ struct MiniLm {
 fn model_dir(subdir: &str) -> PathBuf {
     let venv = std::env::var_os("LCR_VENV")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/listconranker-venv")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/listconranker-venv"))
+        })
         .expect("LCR_VENV or HOME");
     let lib = venv.join("lib");
     std::fs::read_dir(&lib)

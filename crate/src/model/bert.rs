@@ -98,7 +98,9 @@ impl BertLayer {
             blocked,
             self.heads,
         );
-        let x = self.attention_norm.forward(self.attention_output.forward(context) + x);
+        let x = self
+            .attention_norm
+            .forward(self.attention_output.forward(context) + x);
         let inner = gelu(self.intermediate.forward(x.clone()));
         self.output_norm.forward(self.output.forward(inner) + x)
     }

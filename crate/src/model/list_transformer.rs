@@ -69,7 +69,8 @@ impl QueryEmbedding {
         let mut tags = vec![0i64; batch * len];
         tags.iter_mut().step_by(len).for_each(|t| *t = 1);
         let tags = Tensor::<2, Int>::from_data(TensorData::new(tags, [batch, len]), &x.device());
-        self.norm.forward(x + embedding(self.tags.weight.val(), tags))
+        self.norm
+            .forward(x + embedding(self.tags.weight.val(), tags))
     }
 }
 
@@ -120,8 +121,7 @@ impl ListTransformer {
     /// (query included). Returns the list-encoded features, same shape.
     pub fn forward(&self, x: Tensor<3>, lengths: &[usize]) -> Tensor<3> {
         let [_, len, _] = x.dims();
-        let blocked =
-            Tensor::<3, Bool>::from_data(list_attention_mask(lengths, len), &x.device());
+        let blocked = Tensor::<3, Bool>::from_data(list_attention_mask(lengths, len), &x.device());
         let mut x = self.query_embedding.forward(x);
         for layer in &self.layers {
             x = layer.forward(x, blocked.clone());

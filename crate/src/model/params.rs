@@ -33,7 +33,13 @@ impl Placement {
     }
 
     /// `prefix.weight` [out, in] and `prefix.bias` [out] as a burn `Linear`.
-    pub fn linear(&self, w: &mut WeightMap, prefix: &str, d_in: usize, d_out: usize) -> Result<Linear> {
+    pub fn linear(
+        &self,
+        w: &mut WeightMap,
+        prefix: &str,
+        d_in: usize,
+        d_out: usize,
+    ) -> Result<Linear> {
         let keys = [format!("{prefix}.weight"), format!("{prefix}.bias")];
         self.linear_from_keys(w, &keys, d_in, d_out)
     }
@@ -55,16 +61,30 @@ impl Placement {
     }
 
     /// `prefix.weight` / `prefix.bias` of a LayerNorm over `dim` features.
-    pub fn layer_norm(&self, w: &mut WeightMap, prefix: &str, dim: usize, eps: f64) -> Result<LayerNorm> {
+    pub fn layer_norm(
+        &self,
+        w: &mut WeightMap,
+        prefix: &str,
+        dim: usize,
+        eps: f64,
+    ) -> Result<LayerNorm> {
         let gamma = w.take_weight(&format!("{prefix}.weight"), &[dim])?;
         let beta = w.take_weight(&format!("{prefix}.bias"), &[dim])?;
-        let mut norm = LayerNormConfig::new(dim).with_epsilon(eps).init(&self.device);
+        let mut norm = LayerNormConfig::new(dim)
+            .with_epsilon(eps)
+            .init(&self.device);
         norm.gamma = Param::from_tensor(self.tensor(gamma));
         norm.beta = Some(Param::from_tensor(self.tensor(beta)));
         Ok(norm)
     }
 
-    pub fn embedding(&self, w: &mut WeightMap, key: &str, rows: usize, dim: usize) -> Result<Embedding> {
+    pub fn embedding(
+        &self,
+        w: &mut WeightMap,
+        key: &str,
+        rows: usize,
+        dim: usize,
+    ) -> Result<Embedding> {
         let weight = w.take_weight(key, &[rows, dim])?;
         Ok(Embedding {
             weight: Param::from_tensor(self.tensor(weight)),

@@ -94,11 +94,16 @@ fn device_error(backend: Backend, e: Error) -> JsValue {
 }
 
 /// Opens `device` (`cpu` or `webgpu`) and checks it computes in `dtype`.
-async fn open_checked(backend: Backend, precision: Precision) -> Result<burn::tensor::Device, JsValue> {
-    let device = open_device_async(backend).await.map_err(|e| match backend {
-        Backend::Wgpu => js_error("WEBGPU_UNAVAILABLE", &e.to_string()),
-        Backend::Cpu => to_js(e),
-    })?;
+async fn open_checked(
+    backend: Backend,
+    precision: Precision,
+) -> Result<burn::tensor::Device, JsValue> {
+    let device = open_device_async(backend)
+        .await
+        .map_err(|e| match backend {
+            Backend::Wgpu => js_error("WEBGPU_UNAVAILABLE", &e.to_string()),
+            Backend::Cpu => to_js(e),
+        })?;
     check_precision(&device, backend, precision).map_err(|e| device_error(backend, e))?;
     Ok(device)
 }

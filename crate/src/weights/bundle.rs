@@ -343,7 +343,11 @@ mod native {
                 .keys()
                 .map(|k| (k.to_string(), self.map.shape(k).expect("listed").to_vec()))
                 .collect();
-            keys.extend(self.indexed.iter().map(|(k, _, t)| (k.clone(), t.shape.clone())));
+            keys.extend(
+                self.indexed
+                    .iter()
+                    .map(|(k, _, t)| (k.clone(), t.shape.clone())),
+            );
             keys.sort();
             keys
         }
@@ -527,7 +531,8 @@ mod native {
         // An old manifest goes first: a half-written directory never looks like a bundle.
         let manifest_path = out_dir.join(MANIFEST_FILE);
         if manifest_path.exists() {
-            std::fs::remove_file(&manifest_path).map_err(|e| Error::io(manifest_path.display(), e))?;
+            std::fs::remove_file(&manifest_path)
+                .map_err(|e| Error::io(manifest_path.display(), e))?;
         }
         let write = |name: &str, bytes: &[u8]| -> Result<BundleFile> {
             let path = out_dir.join(name);
@@ -549,7 +554,11 @@ mod native {
             let mut tensors = Vec::with_capacity(keys.len());
             for (key, shape) in &keys {
                 let tensor = sources.take(key, shape)?;
-                tensors.push((key.clone(), shape.clone(), tensor_bytes(&tensor, options.dtype)));
+                tensors.push((
+                    key.clone(),
+                    shape.clone(),
+                    tensor_bytes(&tensor, options.dtype),
+                ));
             }
             let views = tensors
                 .iter()
@@ -577,7 +586,8 @@ mod native {
             files,
         };
         let text = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
-        std::fs::write(&manifest_path, text + "\n").map_err(|e| Error::io(manifest_path.display(), e))?;
+        std::fs::write(&manifest_path, text + "\n")
+            .map_err(|e| Error::io(manifest_path.display(), e))?;
         Ok(manifest)
     }
 }

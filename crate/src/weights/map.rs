@@ -15,13 +15,19 @@ pub struct RawTensor {
 pub enum Weight {
     Host(RawTensor),
     /// Uploaded flat (in the target float type); `shape` is the checkpoint's own layout.
-    Device { shape: Vec<usize>, tensor: Tensor<1> },
+    Device {
+        shape: Vec<usize>,
+        tensor: Tensor<1>,
+    },
 }
 
 enum Stored {
     Host(RawTensor),
     /// Uploaded as soon as its file was decoded; `finite` was checked on the host slice.
-    Device { tensor: Tensor<1>, finite: bool },
+    Device {
+        tensor: Tensor<1>,
+        finite: bool,
+    },
 }
 
 struct Entry {
@@ -170,4 +176,3 @@ fn display_key(key: &str) -> String {
         .unwrap_or(key)
         .to_string()
 }
-

@@ -14,8 +14,8 @@ pub use safetensors_file::read_safetensors;
 #[cfg(feature = "native")]
 pub use split_layout::{
     EncoderFiles, IndexedTensor, ListPartFiles, ModelFiles, SafetensorsIndex, TokenizerFiles,
-    encoder_key, find_encoder_files, find_model_files, load_encoder_weights, load_list_part_weights,
-    load_split_weights, merged_key,
+    encoder_key, find_encoder_files, find_model_files, load_encoder_weights,
+    load_list_part_weights, load_split_weights, merged_key,
 };
 
 /// Element types found in checkpoints, decoded to f32 on load.

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{RawTensor, StoredDType, WeightMap, decode_to_f32};
 use super::pickle::read_pickle;
+use super::{RawTensor, StoredDType, WeightMap, decode_to_f32};
 use safetensors::{Dtype, SafeTensors};
 
 use super::safetensors_file::read_safetensors;
@@ -63,13 +63,21 @@ pub fn find_encoder_files(dir: &Path) -> Result<EncoderFiles> {
     let tokenizer = match first_existing(dir, &["tokenizer.json"], "tokenizer") {
         Ok(json) => TokenizerFiles::Json(json),
         Err(_) => TokenizerFiles::Vocab {
-            vocab: first_existing(dir, &["vocab.txt"], "tokenizer (tokenizer.json or vocab.txt)")?,
+            vocab: first_existing(
+                dir,
+                &["vocab.txt"],
+                "tokenizer (tokenizer.json or vocab.txt)",
+            )?,
             config: first_existing(dir, &["tokenizer_config.json"], "tokenizer config").ok(),
         },
     };
     Ok(EncoderFiles {
         config: first_existing(dir, &["config.json"], "encoder config")?,
-        weights: first_existing(dir, &["model.safetensors", "pytorch_model.bin"], "encoder weights")?,
+        weights: first_existing(
+            dir,
+            &["model.safetensors", "pytorch_model.bin"],
+            "encoder weights",
+        )?,
         tokenizer,
     })
 }
@@ -77,15 +85,23 @@ pub fn find_encoder_files(dir: &Path) -> Result<EncoderFiles> {
 /// Locates the files of a split-layout (or merged-layout) checkpoint in `dir`.
 pub fn find_model_files(dir: &Path) -> Result<ModelFiles> {
     let encoder = find_encoder_files(dir)?;
-    let has_pickles = dir.join("linear_in_embedding.pt").is_file() || dir.join("list_transformer.pt").is_file();
+    let has_pickles =
+        dir.join("linear_in_embedding.pt").is_file() || dir.join("list_transformer.pt").is_file();
     if !has_pickles && is_merged_safetensors(&encoder.weights) {
-        return Ok(ModelFiles { encoder, list_part: None });
+        return Ok(ModelFiles {
+            encoder,
+            list_part: None,
+        });
     }
     Ok(ModelFiles {
         encoder,
         list_part: Some(ListPartFiles {
             projection: first_existing(dir, &["linear_in_embedding.pt"], "projection weights")?,
-            list_transformer: first_existing(dir, &["list_transformer.pt"], "list transformer weights")?,
+            list_transformer: first_existing(
+                dir,
+                &["list_transformer.pt"],
+                "list transformer weights",
+            )?,
         }),
     })
 }
@@ -93,8 +109,11 @@ pub fn find_model_files(dir: &Path) -> Result<ModelFiles> {
 /// Whether a safetensors file holds the list part too (the merged layout).
 fn is_merged_safetensors(path: &Path) -> bool {
     path.extension().is_some_and(|ext| ext == "safetensors")
-        && SafetensorsIndex::open(path)
-            .is_ok_and(|index| index.names().any(|n| merged_key(n).is_some_and(|k| !k.starts_with("bert."))))
+        && SafetensorsIndex::open(path).is_ok_and(|index| {
+            index
+                .names()
+                .any(|n| merged_key(n).is_some_and(|k| !k.starts_with("bert.")))
+        })
 }
 
 /// Segment-boundary search: the suffix of `name` starting at `part` (at its start or after a `.`).
@@ -102,7 +121,9 @@ fn suffix_from<'a>(name: &'a str, part: &str) -> Option<&'a str> {
     if name.starts_with(part) {
         return Some(name);
     }
-    name.match_indices(&format!(".{part}")).next().map(|(at, _)| &name[at + 1..])
+    name.match_indices(&format!(".{part}"))
+        .next()
+        .map(|(at, _)| &name[at + 1..])
 }
 
 /// Keys of the merged layout: every tensor under some prefix (`model.`, `hf_model.`, ...).
@@ -113,7 +134,12 @@ pub fn merged_key(name: &str) -> Option<String> {
     if suffix_from(name, "list_transformer_layer.").is_some() {
         return None;
     }
-    for part in ["linear_in_embedding.", "query_embedding.", "list_transformer.", "linear_score"] {
+    for part in [
+        "linear_in_embedding.",
+        "query_embedding.",
+        "list_transformer.",
+        "linear_score",
+    ] {
         if let Some(rest) = suffix_from(name, part) {
             return Some(rest.to_string());
         }
@@ -227,9 +253,8 @@ impl SafetensorsIndex {
 /// pretraining heads and the `position_ids` buffer are skipped.
 pub fn encoder_key(name: &str) -> Option<String> {
     let bare = name.strip_prefix("bert.").unwrap_or(name);
-    let unused = bare.starts_with("pooler.")
-        || bare.starts_with("cls.")
-        || bare.ends_with("position_ids");
+    let unused =
+        bare.starts_with("pooler.") || bare.starts_with("cls.") || bare.ends_with("position_ids");
     (!unused).then(|| format!("bert.{bare}"))
 }
 
@@ -262,7 +287,13 @@ pub fn load_split_weights(files: &ModelFiles) -> Result<WeightMap> {
     let mut map = WeightMap::default();
     if files.list_part.is_none() {
         let file = files.encoder.weights.display().to_string();
-        for prefix in ["bert.", "linear_in_embedding.", "query_embedding.", "list_transformer.", "linear_score"] {
+        for prefix in [
+            "bert.",
+            "linear_in_embedding.",
+            "query_embedding.",
+            "list_transformer.",
+            "linear_score",
+        ] {
             map.add_source(prefix, &file);
         }
         let bytes = std::fs::read(&files.encoder.weights).map_err(|e| Error::io(&file, e))?;

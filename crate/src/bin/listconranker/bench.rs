@@ -139,8 +139,13 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn run_reference(python: &Path, args: &BenchArgs, workload_file: &Path) -> Result<serde_json::Value, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/reference/bench_reference.py");
+fn run_reference(
+    python: &Path,
+    args: &BenchArgs,
+    workload_file: &Path,
+) -> Result<serde_json::Value, String> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/reference/bench_reference.py");
     let out = tempfile_path("reference-result.json");
     let mut command = Command::new(python);
     command
@@ -150,7 +155,12 @@ fn run_reference(python: &Path, args: &BenchArgs, workload_file: &Path) -> Resul
         .arg("--workload")
         .arg(workload_file)
         .args(["--dtype", "f32", "--device", "cpu"])
-        .args(["--warmup", &args.warmup.to_string(), "--repeat", &args.repeat.to_string()])
+        .args([
+            "--warmup",
+            &args.warmup.to_string(),
+            "--repeat",
+            &args.repeat.to_string(),
+        ])
         .args(["--max-length", &args.model.max_length.to_string()])
         .arg("--json")
         .arg(&out);
@@ -227,7 +237,11 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             model: args.model.model.display().to_string(),
             device: args.model.device.to_string(),
             dtype: args.model.dtype.to_string(),
-            mode: if args.iterative { "iterative_inference" } else { "compute_score" },
+            mode: if args.iterative {
+                "iterative_inference"
+            } else {
+                "compute_score"
+            },
             lists: args.lists,
             passages: args.passages,
             seed: args.seed,
@@ -251,12 +265,20 @@ fn print_table(report: &Report) {
         "{} on {} {} ({}, {} lists x {} passages, {} timed passes)",
         w.model, w.device, w.dtype, w.mode, w.lists, w.passages, w.repeat
     );
-    println!("{:<16} {:>10} {:>10} {:>10} {:>10} {:>12}", "", "texts/s", "lists/s", "p50 ms", "p95 ms", "peak RSS MB");
+    println!(
+        "{:<16} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "", "texts/s", "lists/s", "p50 ms", "p95 ms", "peak RSS MB"
+    );
     let ours = &report.listconranker;
     let rss = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
     println!(
         "{:<16} {:>10.1} {:>10.2} {:>10.1} {:>10.1} {:>12}",
-        "listconranker", ours.texts_per_s, ours.lists_per_s, ours.p50_ms, ours.p95_ms, rss(ours.peak_rss_mb)
+        "listconranker",
+        ours.texts_per_s,
+        ours.lists_per_s,
+        ours.p50_ms,
+        ours.p95_ms,
+        rss(ours.peak_rss_mb)
     );
     if let Some(r) = &report.reference {
         // The reference script's JSON: texts_per_s, lists_per_s, latency_ms {p50, p95}.

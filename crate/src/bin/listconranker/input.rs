@@ -7,13 +7,16 @@ use serde::Deserialize;
 #[serde(untagged)]
 enum ListLine {
     Array(Vec<String>),
-    Object { query: String, passages: Vec<String> },
+    Object {
+        query: String,
+        passages: Vec<String>,
+    },
 }
 
 /// Parses one input line (1-based `number` for messages) into `[query, passages...]`.
 pub fn parse_list_line(bytes: &[u8], number: usize) -> Result<Vec<String>, String> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| format!("line {number}: not valid UTF-8 ({e})"))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| format!("line {number}: not valid UTF-8 ({e})"))?;
     let list = match serde_json::from_str::<ListLine>(text) {
         Ok(ListLine::Array(list)) => list,
         Ok(ListLine::Object { query, passages }) => {
@@ -55,7 +58,10 @@ mod tests {
         ];
         for (line, expected) in cases {
             let err = parse_list_line(line, 7).unwrap_err();
-            assert!(err.starts_with(expected), "{err:?} should start with {expected:?}");
+            assert!(
+                err.starts_with(expected),
+                "{err:?} should start with {expected:?}"
+            );
         }
     }
 }

@@ -15,7 +15,11 @@ use clap::{Args, Parser, Subcommand};
 use listconranker::{Backend, LoadOptions, Precision, Reranker};
 
 #[derive(Parser)]
-#[command(name = "listconranker", version, about = "ListConRanker text reranker (burn: CPU and wgpu)")]
+#[command(
+    name = "listconranker",
+    version,
+    about = "ListConRanker text reranker (burn: CPU and wgpu)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -44,7 +44,11 @@ pub fn run(args: &ScoreArgs) -> Result<(), String> {
     let mut out = stdout.lock();
     let started = Instant::now();
     let (mut lists, mut texts) = (0usize, 0usize);
-    let batch_size = if args.iterative { 1 } else { args.lists_per_batch.max(1) };
+    let batch_size = if args.iterative {
+        1
+    } else {
+        args.lists_per_batch.max(1)
+    };
     let mut pending: Vec<Vec<String>> = Vec::new();
     let mut line = Vec::new();
     let mut number = 0;
@@ -68,7 +72,11 @@ pub fn run(args: &ScoreArgs) -> Result<(), String> {
         }
         if pending.len() >= batch_size || ((at_end || failure.is_some()) && !pending.is_empty()) {
             let scores = if args.iterative {
-                vec![ranker.iterative_inference(&pending[0]).map_err(|e| e.to_string())?]
+                vec![
+                    ranker
+                        .iterative_inference(&pending[0])
+                        .map_err(|e| e.to_string())?,
+                ]
             } else {
                 ranker.compute_score(&pending).map_err(|e| e.to_string())?
             };
@@ -95,4 +103,3 @@ pub fn run(args: &ScoreArgs) -> Result<(), String> {
     );
     Ok(())
 }
-
