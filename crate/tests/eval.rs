@@ -219,19 +219,18 @@ fn bad_json_lines_name_the_file_and_the_row() {
     for (name, content, reason) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, content).unwrap();
-        let (code, message) = data_error(&path);
-        assert_eq!(code, "DATA_INVALID", "{message}");
-        assert!(
-            message.starts_with(&path.display().to_string()),
-            "{message}"
-        );
-        assert!(
-            message.contains(reason),
-            "{message:?} should contain {reason:?}"
-        );
+        assert_data_error(&path, reason);
     }
     let (_, message) = data_error(&dir.path().join("missing.jsonl"));
     assert!(message.contains("missing.jsonl: cannot open"), "{message}");
+}
+
+/// The error for `path` is DATA_INVALID, starts with the file's path and gives `reason`.
+fn assert_data_error(path: &Path, reason: &str) {
+    let (code, message) = data_error(path);
+    assert_eq!(code, "DATA_INVALID", "{message}");
+    assert!(message.starts_with(&path.display().to_string()), "{message}");
+    assert!(message.contains(reason), "{message:?} should contain {reason:?}");
 }
 
 #[test]
@@ -255,16 +254,7 @@ fn bad_parquet_files_name_the_file_and_the_row() {
         (not_parquet, "not a readable Parquet file"),
     ];
     for (path, reason) in cases {
-        let (code, message) = data_error(&path);
-        assert_eq!(code, "DATA_INVALID", "{message}");
-        assert!(
-            message.starts_with(&path.display().to_string()),
-            "{message}"
-        );
-        assert!(
-            message.contains(reason),
-            "{message:?} should contain {reason:?}"
-        );
+        assert_data_error(&path, reason);
     }
 }
 
