@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::tensor::{Device, Tensor};
 
 use crate::config::{BertConfig, ModelConfig};
-use crate::device::{Backend, Precision, check_precision};
+use crate::device::{Backend, Precision};
 use crate::encode::{block_on, encode_in_length_batches, index_tensor, read_floats_async};
 use crate::error::{Error, Result};
 use crate::model::{ListConRankerModel, Placement, list_config};
@@ -73,17 +73,14 @@ impl Reranker {
         if crate::weights::bundle::is_bundle(dir.as_ref()) {
             // The device first: each shard is uploaded as soon as it is read.
             let device = crate::device::open_device(options.backend)?;
-            check_precision(&device, options.backend, options.precision)?;
-            let placement = Placement {
-                device: device.clone(),
-                dtype: options.precision.float_dtype(),
-            };
-            let parts = crate::weights::bundle::read_bundle_dir(dir.as_ref(), Some(placement))?;
+            let placement = Placement::checked(device, options.backend, options.precision)?;
+            let parts =
+                crate::weights::bundle::read_bundle_dir(dir.as_ref(), Some(placement.clone()))?;
             return Self::from_parts(
                 parts.config,
                 parts.weights,
                 parts.tokenizer,
-                device,
+                placement.device,
                 options,
             );
         }
@@ -104,13 +101,8 @@ impl Reranker {
         device: Device,
         options: LoadOptions,
     ) -> Result<Self> {
-        check_precision(&device, options.backend, options.precision)?;
-        if options.max_length > bert.max_position_embeddings {
-            return Err(Error::input(format!(
-                "max_length {} exceeds the model's max_position_embeddings {}",
-                options.max_length, bert.max_position_embeddings
-            )));
-        }
+        let placement = Placement::checked(device, options.backend, options.precision)?;
+        check_max_length(options.max_length, &bert)?;
         tokenizer.set_max_length(options.max_length)?;
         if tokenizer.vocab_size() > bert.vocab_size {
             return Err(Error::config(
@@ -124,16 +116,12 @@ impl Reranker {
         }
         let list = list_config(&weights, &bert)?;
         let config = ModelConfig { bert, list };
-        let placement = Placement {
-            device: device.clone(),
-            dtype: options.precision.float_dtype(),
-        };
         let model = ListConRankerModel::load(weights, &config, &placement)?;
         Ok(Self {
             model,
             tokenizer,
             config,
-            device,
+            device: placement.device,
             options,
         })
     }
@@ -148,12 +136,7 @@ impl Reranker {
 
     /// Changes the truncation length for later calls.
     pub fn set_max_length(&mut self, max_length: usize) -> Result<()> {
-        if max_length > self.config.bert.max_position_embeddings {
-            return Err(Error::input(format!(
-                "max_length {max_length} exceeds the model's max_position_embeddings {}",
-                self.config.bert.max_position_embeddings
-            )));
-        }
+        check_max_length(max_length, &self.config.bert)?;
         self.tokenizer.set_max_length(max_length)?;
         self.options.max_length = max_length;
         Ok(())
@@ -211,9 +194,8 @@ impl Reranker {
         Ok(schedule.finish())
     }
 
-    /// Documents sorted by score, best first (fastembed's `rerank`). Lists longer than 20
-    /// documents go through iterative inference, shorter ones through `compute_score` (the two
-    /// agree there). `top_k` keeps the best k.
+    /// Documents sorted by score, best first (fastembed's `rerank`), through iterative
+    /// inference, which equals `compute_score` for up to 20 documents. `top_k` keeps the best k.
     pub fn rerank<S: AsRef<str>>(
         &self,
         query: &str,
@@ -263,6 +245,17 @@ impl Reranker {
         let lengths: Vec<usize> = lists.iter().map(Vec::len).collect();
         self.model.score_lists(stacked, &lengths)
     }
+}
+
+/// Texts may not be longer than the model has position embeddings for.
+fn check_max_length(max_length: usize, bert: &BertConfig) -> Result<()> {
+    if max_length > bert.max_position_embeddings {
+        return Err(Error::input(format!(
+            "max_length {max_length} exceeds the model's max_position_embeddings {}",
+            bert.max_position_embeddings
+        )));
+    }
+    Ok(())
 }
 
 /// Cuts the flat [lists, longest - 1] scores into one row per list (pads dropped), giving

@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::tensor::Device;
 
 use crate::config::BertConfig;
-use crate::device::{check_precision, open_device};
+use crate::device::open_device;
 use crate::encode::{encode_in_length_batches, read_floats};
 use crate::error::Result;
 use crate::model::{BertEncoder, Placement};
@@ -31,15 +31,11 @@ impl SentenceEncoder {
         let mut weights = WeightMap::default();
         load_encoder_weights(&files.weights, &mut weights)?;
         let device = open_device(options.backend)?;
-        check_precision(&device, options.backend, options.precision)?;
-        let placement = Placement {
-            device: device.clone(),
-            dtype: options.precision.float_dtype(),
-        };
+        let placement = Placement::checked(device, options.backend, options.precision)?;
         Ok(Self {
             encoder: BertEncoder::load(&mut weights, &placement, &config)?,
             tokenizer,
-            device,
+            device: placement.device,
             batch_tokens: options.effective_batch_tokens(),
         })
     }

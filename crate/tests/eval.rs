@@ -229,8 +229,14 @@ fn bad_json_lines_name_the_file_and_the_row() {
 fn assert_data_error(path: &Path, reason: &str) {
     let (code, message) = data_error(path);
     assert_eq!(code, "DATA_INVALID", "{message}");
-    assert!(message.starts_with(&path.display().to_string()), "{message}");
-    assert!(message.contains(reason), "{message:?} should contain {reason:?}");
+    assert!(
+        message.starts_with(&path.display().to_string()),
+        "{message}"
+    );
+    assert!(
+        message.contains(reason),
+        "{message:?} should contain {reason:?}"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ use burn::module::Param;
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, FloatDType, Shape, Tensor, TensorData};
 
+use crate::device::{Backend, Precision, check_precision};
 use crate::error::Result;
 use crate::weights::{Weight, WeightMap};
 
@@ -16,6 +17,15 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// Parameters on `device` in `precision`, once the device is known to compute in it.
+    pub fn checked(device: Device, backend: Backend, precision: Precision) -> Result<Self> {
+        check_precision(&device, backend, precision)?;
+        Ok(Self {
+            device,
+            dtype: precision.float_dtype(),
+        })
+    }
+
     pub fn tensor<const D: usize>(&self, weight: Weight) -> Tensor<D> {
         match weight {
             Weight::Host(raw) => {

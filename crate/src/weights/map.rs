@@ -21,19 +21,20 @@ pub enum Weight {
     },
 }
 
-enum Stored {
-    Host(RawTensor),
-    /// Uploaded as soon as its file was decoded; `finite` was checked on the host slice.
-    Device {
-        tensor: Tensor<1>,
-        finite: bool,
-    },
+impl Weight {
+    fn shape(&self) -> &[usize] {
+        match self {
+            Weight::Host(raw) => &raw.shape,
+            Weight::Device { shape, .. } => shape,
+        }
+    }
 }
 
 struct Entry {
     file: String,
-    shape: Vec<usize>,
-    stored: Stored,
+    /// Checked on the host values when inserted (an uploaded tensor has no host copy left).
+    finite: bool,
+    weight: Weight,
 }
 
 /// Tensors by canonical key (`bert.…`, `linear_in_embedding.…`, `query_embedding.…`,
@@ -53,12 +54,13 @@ impl WeightMap {
     }
 
     pub fn insert(&mut self, key: String, file: &str, tensor: RawTensor) {
+        let finite = tensor.data.iter().all(|v| v.is_finite());
         self.entries.insert(
             key,
             Entry {
                 file: file.to_string(),
-                shape: tensor.shape.clone(),
-                stored: Stored::Host(tensor),
+                finite,
+                weight: Weight::Host(tensor),
             },
         );
     }
@@ -81,10 +83,10 @@ impl WeightMap {
             key,
             Entry {
                 file: file.to_string(),
-                shape: tensor.shape,
-                stored: Stored::Device {
+                finite,
+                weight: Weight::Device {
+                    shape: tensor.shape,
                     tensor: uploaded,
-                    finite,
                 },
             },
         );
@@ -122,38 +124,28 @@ impl WeightMap {
     pub fn shape(&self, key: &str) -> Result<&[usize]> {
         self.entries
             .get(key)
-            .map(|e| e.shape.as_slice())
+            .map(|e| e.weight.shape())
             .ok_or_else(|| self.missing(key))
     }
 
     /// Removes and returns `key`, checking its shape and that every value is finite.
     pub fn take_weight(&mut self, key: &str, expected: &[usize]) -> Result<Weight> {
         let entry = self.entries.remove(key).ok_or_else(|| self.missing(key))?;
-        if entry.shape != expected {
+        if entry.weight.shape() != expected {
             return Err(Error::WrongShape {
                 file: entry.file,
                 key: display_key(key),
-                found: entry.shape,
+                found: entry.weight.shape().to_vec(),
                 expected: expected.to_vec(),
             });
         }
-        let finite = match &entry.stored {
-            Stored::Host(raw) => raw.data.iter().all(|v| v.is_finite()),
-            Stored::Device { finite, .. } => *finite,
-        };
-        if !finite {
+        if !entry.finite {
             return Err(Error::NonFinite {
                 file: entry.file,
                 key: display_key(key),
             });
         }
-        Ok(match entry.stored {
-            Stored::Host(raw) => Weight::Host(raw),
-            Stored::Device { tensor, .. } => Weight::Device {
-                shape: entry.shape,
-                tensor,
-            },
-        })
+        Ok(entry.weight)
     }
 
     /// [`WeightMap::take_weight`] for host tensors (conversion); an uploaded tensor is an error.
