@@ -26,6 +26,26 @@ fi
 venv="$(bash tests/reference/setup.sh | tail -n 1)"
 export LCR_VENV="$venv"
 
+# The full-size synthetic model (the release's shapes, 401 M random parameters, 1.6 GB; never
+# committed): convert, load and memory tests at the real sizes (crate/tests/full_size.rs,
+# tests/browser/full-size.test.js). Written once per version of the scripts that make it (~1 min).
+# LCR_SKIP_FULL=1 skips those tests.
+if [ -z "${LCR_SKIP_FULL:-}" ]; then
+    key="$(cat tests/reference/make_synthetic.py tests/reference/make_fixtures.py \
+        tests/reference/listconranker_ref.py | sha256sum | cut -c1-12)"
+    full="$PWD/tests/.synthetic/full-$key"
+    if [ ! -f "$full.expected.json" ]; then
+        rm -rf tests/.synthetic
+        "$venv/bin/python" tests/reference/make_synthetic.py --preset full --out "$full" \
+            --expected "$full.expected.json.tmp"
+        mv "$full.expected.json.tmp" "$full.expected.json"
+    fi
+    export LCR_FULL_MODEL="$full"
+    if [ -n "${CI:-}" ]; then
+        export LCR_REQUIRE_FULL=1
+    fi
+fi
+
 # wgpu on a machine without a GPU: Mesa's lavapipe.
 lvp=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f "$lvp" ] && ! ls /dev/dri/render* >/dev/null 2>&1; then

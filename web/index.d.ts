@@ -99,6 +99,9 @@ export class ListConRanker {
   readonly fromCache: boolean;
   /** Whether the bundle is stored in the cache. */
   readonly cached: boolean;
+  /** The worker's wasm memory after loading, in bytes: the load's peak (wasm memory never
+   *  shrinks). On WebGPU the weights live in GPU buffers, not in wasm memory. */
+  readonly wasmMemoryBytes: number;
   /** One score in (0, 1) per passage of each [query, passage, ...] list, in input order. */
   computeScore(batch: string[][], options?: CallOptions): Promise<number[][]>;
   /** Iterative inference over one [query, passage, ...] list; scores are for ranking only. */
@@ -106,6 +109,8 @@ export class ListConRanker {
   /** Passages sorted by score, best first. */
   rerank(query: string, passages: string[], options?: RerankOptions): Promise<RankedPassage[]>;
   setMaxLength(maxLength: number): Promise<void>;
+  /** The worker's wasm memory now (its peak so far), in bytes. */
+  stats(): Promise<{ wasmMemoryBytes: number }>;
   /** Frees the model and ends its worker. */
   dispose(): Promise<void>;
 }

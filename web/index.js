@@ -118,6 +118,9 @@ export class ListConRanker {
     this.fromCache = info.fromCache;
     /** Whether the bundle is (now) stored in the cache. */
     this.cached = info.cached;
+    /** The worker's wasm memory once loaded, in bytes: the peak of the load (wasm memory never
+     *  shrinks). On WebGPU the weights live in GPU buffers, not here. */
+    this.wasmMemoryBytes = info.wasmMemoryBytes;
   }
 
   /**
@@ -216,6 +219,11 @@ export class ListConRanker {
   /** Changes the truncation length (tokens per text, [CLS] and [SEP] included). */
   async setMaxLength(maxLength) {
     await this._channel.call('setMaxLength', { maxLength });
+  }
+
+  /** The worker's wasm memory now, in bytes (its peak so far): `{wasmMemoryBytes}`. */
+  async stats() {
+    return this._channel.call('stats', {});
   }
 
   /** Frees the model and ends the worker. */

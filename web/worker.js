@@ -7,6 +7,7 @@ import {
 } from './cache.js';
 
 let ranker = null;
+let wasmMemory = null; // the module's WebAssembly.Memory: it only grows, so its size is the peak
 let chain = Promise.resolve();
 const cancelled = new Set();
 const controllers = new Map(); // id -> AbortController of a running load
@@ -148,7 +149,8 @@ async function load(id, { url, device, dtype, maxLength, wasmUrl, cache = 'auto'
   const warnings = [];
   try {
     progress('init', 0, 0, null);
-    await init(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+    const exports = await init(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+    wasmMemory = exports.memory;
     const base = bundleBase(url);
     const manifestUrl = new URL('manifest.json', base).href;
     let db = cache === 'off' ? null : await openCache();
@@ -257,12 +259,17 @@ async function load(id, { url, device, dtype, maxLength, wasmUrl, cache = 'auto'
       cached: Boolean(db),
       persisted,
       loadMs: performance.now() - started,
+      wasmMemoryBytes: wasmMemoryBytes(),
     };
     progress('ready', loaded, total, null);
     return result;
   } finally {
     controllers.delete(id);
   }
+}
+
+function wasmMemoryBytes() {
+  return wasmMemory ? wasmMemory.buffer.byteLength : 0;
 }
 
 async function handle(msg) {
@@ -277,6 +284,7 @@ async function handle(msg) {
       if (op === 'computeScore') result = JSON.parse(await ranker.computeScore(args.json));
       else if (op === 'iterativeInference') result = JSON.parse(await ranker.iterativeInference(args.json));
       else if (op === 'setMaxLength') result = ranker.setMaxLength(args.maxLength);
+      else if (op === 'stats') result = { wasmMemoryBytes: wasmMemoryBytes() };
       else if (op === 'dispose') {
         ranker.free();
         ranker = null;
