@@ -1,6 +1,7 @@
 //! `listconranker fetch` against a local stand-in for the Hugging Face hub: a std TcpListener
-//! in a thread serving the zh-tiny fixture under `/{repo}/resolve/{revision}/{file}` (Range
-//! requests included), that can drop the connection halfway through model.safetensors.
+//! in a thread serving the fixture models as `test-org/{fixture}` under
+//! `/{repo}/resolve/{revision}/{file}` (Range requests included), that can drop the connection
+//! halfway through model.safetensors.
 
 mod common;
 
@@ -138,11 +139,11 @@ fn serve(
         );
     }
 
-    let prefix = format!("/{REPO}/resolve/main/");
     let file = path
-        .strip_prefix(&prefix)
-        .filter(|name| !name.contains('/') && !name.is_empty())
-        .map(|name| fixture.join(name))
+        .strip_prefix("/test-org/")
+        .and_then(|rest| rest.split_once("/resolve/main/"))
+        .filter(|(model, name)| MODELS.contains(model) && !name.contains('/') && !name.is_empty())
+        .map(|(model, name)| model_dir(model).join(name))
         .filter(|p| p.is_file());
     let Some(file) = file else {
         let body = b"Entry not found";
@@ -228,9 +229,13 @@ fn snapshot(home: &Path) -> PathBuf {
     home.join("hub/models--test-org--zh-tiny/snapshots/main")
 }
 
-/// Every fixture file arrived byte for byte, and nothing else is left in `dir`.
+/// Every file of the zh-tiny fixture arrived byte for byte, and nothing else is left in `dir`.
 fn assert_same_files(dir: &Path) {
-    let fixture = model_dir("zh-tiny");
+    assert_same_files_as(dir, "zh-tiny");
+}
+
+fn assert_same_files_as(dir: &Path, model: &str) {
+    let fixture = model_dir(model);
     let mut want: Vec<_> = std::fs::read_dir(&fixture)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -250,6 +255,11 @@ fn assert_same_files(dir: &Path) {
 }
 
 fn score(model: &Path) -> String {
+    score_with(model, "zh-tiny")
+}
+
+/// The CLI's scores on `fixture`'s first compute_score case.
+fn score_with(model: &Path, fixture: &str) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_listconranker"))
         .args(["score", "--model", model.to_str().unwrap()])
         .stdin(Stdio::piped())
@@ -257,7 +267,7 @@ fn score(model: &Path) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let expected = expected("zh-tiny");
+    let expected = expected(fixture);
     let mut input = Vec::new();
     for list in &expected.compute_score[0].batch {
         writeln!(input, "{}", serde_json::to_string(list).unwrap()).unwrap();
@@ -394,6 +404,29 @@ fn a_server_that_ignores_range_restarts_the_file_cleanly() {
         log.iter()
             .any(|l| l.starts_with("GET ") && l.contains("model.safetensors range=bytes=")),
         "{log:#?}"
+    );
+}
+
+#[test]
+fn a_checkpoint_without_safetensors_falls_back_to_pytorch_model_bin() {
+    // en-3layer: the BERT weights in pytorch_model.bin (keys prefixed `bert.`), vocab.txt and no
+    // tokenizer.json. No hub listing, so the client probes the file names.
+    let hub = Hub::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let output = fetch(&hub, home.path(), &["test-org/en-3layer"], None);
+    let dir = printed_dir(&output);
+    assert_same_files_as(&dir, "en-3layer");
+    let log = hub.take_log();
+    let gets = |name: &str| {
+        log.iter()
+            .filter(|l| l.contains(&format!("/resolve/main/{name} ")))
+            .count()
+    };
+    assert!(gets("model.safetensors") >= 1, "model.safetensors is tried first: {log:#?}");
+    assert!(gets("pytorch_model.bin") >= 1, "{log:#?}");
+    assert_eq!(
+        score_with(&dir, "en-3layer"),
+        score_with(&model_dir("en-3layer"), "en-3layer")
     );
 }
 

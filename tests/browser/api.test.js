@@ -45,6 +45,18 @@ test('the main thread keeps ticking while the model scores', async () => {
   assert.ok(r.ticks >= (r.ms / 10) * 0.3, `${r.ticks} ticks in ${r.ms.toFixed(0)} ms`);
 });
 
+test('the worker reports its wasm memory, which only grows', async () => {
+  const r = await page.evaluate(async () => {
+    const before = window.ranker.wasmMemoryBytes;
+    const long = 'word '.repeat(400);
+    await window.ranker.computeScore([['q', long, long + 'x']]);
+    return { before, after: (await window.ranker.stats()).wasmMemoryBytes };
+  });
+  // Wasm memory grows in 64 KiB pages; the tiny model and its tokenizer need a few MiB.
+  assert.ok(r.before > 1 << 20 && r.before % 65536 === 0, `after load: ${r.before} bytes`);
+  assert.ok(r.after >= r.before, `after scoring: ${r.after} < ${r.before}`);
+});
+
 test('concurrent calls are queued and all succeed', async () => {
   const r = await page.evaluate(async () => {
     const a = window.ranker.computeScore([['q', 'p1', 'p2']]);
