@@ -46,7 +46,9 @@ impl Seeded {
 fn models() -> Vec<(String, PathBuf)> {
     if let Some(dir) = std::env::var_os("LCR_BENCH_MODEL") {
         let dir = PathBuf::from(dir);
-        let name = dir.file_name().map_or("model".into(), |n| n.to_string_lossy().into_owned());
+        let name = dir
+            .file_name()
+            .map_or("model".into(), |n| n.to_string_lossy().into_owned());
         return vec![(name, dir)];
     }
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");

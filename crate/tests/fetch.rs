@@ -422,7 +422,10 @@ fn a_checkpoint_without_safetensors_falls_back_to_pytorch_model_bin() {
             .filter(|l| l.contains(&format!("/resolve/main/{name} ")))
             .count()
     };
-    assert!(gets("model.safetensors") >= 1, "model.safetensors is tried first: {log:#?}");
+    assert!(
+        gets("model.safetensors") >= 1,
+        "model.safetensors is tried first: {log:#?}"
+    );
     assert!(gets("pytorch_model.bin") >= 1, "{log:#?}");
     assert_eq!(
         score_with(&dir, "en-3layer"),

@@ -93,7 +93,10 @@ fn split_layout_and_f32_bundle_score_like_the_reference() {
     let manifest = convert(&model, Precision::F32, dir.path());
     check_shard_sizes(&manifest, dir.path(), 4);
     let bundle = all_scores(&load(dir.path()), &expected);
-    assert_eq!(bundle, original, "f32 bundle scores differ from the split layout's");
+    assert_eq!(
+        bundle, original,
+        "f32 bundle scores differ from the split layout's"
+    );
 }
 
 #[test]
@@ -124,7 +127,11 @@ fn check_shard_sizes(manifest: &Manifest, dir: &Path, bytes_per_value: u64) {
     let mut shards = 0;
     for file in &manifest.files {
         let size = std::fs::metadata(dir.join(&file.path)).unwrap().len();
-        assert_eq!(size, file.bytes, "{}: size differs from the manifest", file.path);
+        assert_eq!(
+            size, file.bytes,
+            "{}: size differs from the manifest",
+            file.path
+        );
         if file.tensors.is_empty() {
             continue;
         }
@@ -139,5 +146,8 @@ fn check_shard_sizes(manifest: &Manifest, dir: &Path, bytes_per_value: u64) {
         );
     }
     // 24 encoder layers of 12.6 M parameters: at least one shard per layer in f32.
-    assert!(shards >= 24 * bytes_per_value as usize / 4, "{shards} shards");
+    assert!(
+        shards >= 24 * bytes_per_value as usize / 4,
+        "{shards} shards"
+    );
 }
