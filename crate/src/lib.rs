@@ -24,6 +24,7 @@ pub mod tokenize;
 #[cfg(all(feature = "wasm", target_arch = "wasm32"))]
 mod wasm;
 pub mod weights;
+pub mod workload;
 
 pub use device::{Backend, Precision};
 pub use error::{Error, Result};

@@ -8,10 +8,9 @@
 // Skipped when LCR_FULL_MODEL is not set (unless LCR_REQUIRE_FULL is).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { here, launch, maxAbsDiff, nativeBin, openTestPage } from './harness.js';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { bundle, launch, maxAbsDiff, nativeScores, openTestPage } from './harness.js';
 import { faultServer } from './faults.js';
 
 const FULL = process.env.LCR_FULL_MODEL;
@@ -20,7 +19,7 @@ const MIB = 1 << 20;
 
 let server;
 let context;
-let bundle; // path under the server's root
+let bundlePath; // under the server's root
 let batch;
 let reference;
 let native;
@@ -28,22 +27,14 @@ let native;
 before(async () => {
   if (!FULL) return;
   const name = `${basename(FULL)}-f16`;
-  const out = join(here, '.bundles', name);
-  if (!existsSync(join(out, 'manifest.json'))) {
-    execFileSync(nativeBin(), ['convert', '--model', FULL, '--out', out, '--dtype', 'f16'], { stdio: 'inherit' });
-  }
-  bundle = `/tests/browser/.bundles/${name}/`;
+  bundlePath = bundle(name, FULL, ['--dtype', 'f16']);
   const expected = JSON.parse(readFileSync(`${FULL}.expected.json`, 'utf8'));
   // One short list: software WebGPU (SwiftShader) takes ~2 minutes per call at this size,
   // whatever the number of tokens.
   batch = expected.compute_score[0].batch.slice(0, 1);
   reference = expected.compute_score[0].scores.slice(0, 1);
   // The native CLI on the same bundle, computing in f32 on the CPU.
-  const stdout = execFileSync(nativeBin(), ['score', '--model', out, '--dtype', 'f32'], {
-    input: batch.map((l) => JSON.stringify(l)).join('\n') + '\n',
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  native = stdout.toString().trim().split('\n').map((line) => JSON.parse(line));
+  native = nativeScores(name, { batch, max_length: 512 });
   server = await faultServer();
   context = await launch();
 });
@@ -81,7 +72,7 @@ function loadAndScore(page, url, dtype) {
 
 test('full-size f16 bundle: wasm memory under 512 MB, second load from IndexedDB only and faster, scores equal the native CLI', { skip: !FULL && 'LCR_FULL_MODEL is not set', timeout: 30 * 60_000 }, async () => {
   const page = await openTestPage(context, server.url);
-  const url = `${server.url}${bundle}`;
+  const url = `${server.url}${bundlePath}`;
   await page.evaluate(() => window.lcr.ListConRanker.clearCache());
   // f16 arithmetic needs the adapter's shader-f16; without it (SwiftShader, the software
   // adapter) the f16 bundle is computed in f32 on the GPU.
@@ -95,7 +86,7 @@ test('full-size f16 bundle: wasm memory under 512 MB, second load from IndexedDB
 
   server.reset();
   const first = await loadAndScore(page, url, dtype);
-  const shardRequests = () => server.requests.filter((p) => p.startsWith(bundle) && p.endsWith('.safetensors'));
+  const shardRequests = () => server.requests.filter((p) => p.startsWith(bundlePath) && p.endsWith('.safetensors'));
   assert.equal(first.fromCache, false);
   assert.equal(first.downloaded, first.total);
   assert.ok(shardRequests().length >= 12, `${shardRequests().length} shards requested`);

@@ -73,15 +73,19 @@ export function nativeScores(model, testCase) {
   return iterative ? rows[0] : rows;
 }
 
+/** Converts the checkpoint `source` (once) into the bundle tests/browser/.bundles/<name>/,
+ *  with extra `convert` arguments; returns its path under the server's root. */
+export function bundle(name, source, convertArgs = []) {
+  const out = join(here, '.bundles', name);
+  if (!existsSync(join(out, 'manifest.json'))) {
+    execFileSync(nativeBin(), ['convert', '--model', source, '--out', out, ...convertArgs], { stdio: 'inherit' });
+  }
+  return `/tests/browser/.bundles/${name}/`;
+}
+
 /** The fixture models converted to bundles under tests/browser/.bundles/<model>/. */
 export function bundles() {
-  const bin = nativeBin();
-  for (const model of MODELS) {
-    const out = join(here, '.bundles', model);
-    if (!existsSync(join(out, 'manifest.json'))) {
-      execFileSync(bin, ['convert', '--model', join(root, 'tests/fixtures/models', model), '--out', out], { stdio: 'inherit' });
-    }
-  }
+  for (const model of MODELS) bundle(model, join(root, 'tests/fixtures/models', model));
   return '/tests/browser/.bundles';
 }
 

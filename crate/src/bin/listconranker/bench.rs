@@ -8,6 +8,8 @@ use std::time::Instant;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use listconranker::workload::workload;
+
 use crate::ModelArgs;
 
 #[derive(Args)]
@@ -70,60 +72,6 @@ struct WorkloadInfo {
     passages: usize,
     seed: u64,
     repeat: usize,
-}
-
-/// Seeded text generator (SplitMix64): Chinese passages built from common characters with
-/// some English words and digits mixed in, of the lengths real queries and passages have
-/// (queries ~10-30 tokens, passages ~60-250).
-struct TextGenerator(u64);
-
-const CHINESE: &str = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处理府研质";
-const ENGLISH: [&str; 16] = [
-    "search", "model", "ranking", "query", "data", "web", "GPU", "health", "2024", "AI",
-    "medicine", "the", "of", "and", "reranker", "list",
-];
-
-impl TextGenerator {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn text(&mut self, min_tokens: usize, max_tokens: usize) -> String {
-        let chars: Vec<char> = CHINESE.chars().collect();
-        let tokens = min_tokens + self.below(max_tokens - min_tokens + 1);
-        let mut text = String::new();
-        for _ in 0..tokens {
-            match self.below(20) {
-                0 => {
-                    text.push(' ');
-                    text.push_str(ENGLISH[self.below(ENGLISH.len())]);
-                    text.push(' ');
-                }
-                1 => text.push('，'),
-                _ => text.push(chars[self.below(chars.len())]),
-            }
-        }
-        text
-    }
-}
-
-fn workload(lists: usize, passages: usize, seed: u64) -> Vec<Vec<String>> {
-    let mut generator = TextGenerator(seed);
-    (0..lists)
-        .map(|_| {
-            std::iter::once(generator.text(10, 30))
-                .chain((0..passages).map(|_| generator.text(60, 250)))
-                .collect()
-        })
-        .collect()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -19,6 +19,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ureq::Agent;
 use ureq::http::{Response, StatusCode, header};
 
+type Request = ureq::RequestBuilder<ureq::typestate::WithoutBody>;
+
 const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// The split layout's files that every checkpoint needs.
@@ -281,22 +283,17 @@ impl Hub {
         format!("{}/{repo}/resolve/{revision}/{name}", self.endpoint)
     }
 
-    fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
-        let request = self
-            .agent
-            .get(url)
-            .header(header::ACCEPT_ENCODING, "identity");
-        match &self.token {
-            Some(token) => request.header(header::AUTHORIZATION, format!("Bearer {token}")),
-            None => request,
-        }
+    fn get(&self, url: &str) -> Request {
+        self.with_headers(self.agent.get(url))
     }
 
-    fn head(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
-        let request = self
-            .agent
-            .head(url)
-            .header(header::ACCEPT_ENCODING, "identity");
+    fn head(&self, url: &str) -> Request {
+        self.with_headers(self.agent.head(url))
+    }
+
+    /// No content encoding (sizes and byte ranges are the file's own), and the token if any.
+    fn with_headers(&self, request: Request) -> Request {
+        let request = request.header(header::ACCEPT_ENCODING, "identity");
         match &self.token {
             Some(token) => request.header(header::AUTHORIZATION, format!("Bearer {token}")),
             None => request,
