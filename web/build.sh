@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the npm package into pkg/: the crate compiled to wasm32 (burn's WebGPU and flex CPU
-# backends), wasm-bindgen's glue, the JS API and worker from web/, index.d.ts, package.json.
+# Builds the npm package into pkg/: the crate compiled to wasm32 twice (burn's WebGPU and flex CPU
+# backends on one thread; flex on rayon threads in pkg/threads/), wasm-bindgen's glue, the JS API
+# and worker from web/, index.d.ts, package.json.
 #   bash web/build.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,10 +22,27 @@ cargo build --release --lib --manifest-path crate/Cargo.toml \
     --target wasm32-unknown-unknown --no-default-features --features "$LCR_WASM_FEATURES" \
     --target-dir "$LCR_WASM_TARGET_DIR"
 
+# The threaded build: a nightly toolchain with rust-src (the standard library is rebuilt with
+# atomics).
+nightly="${LCR_NIGHTLY:-nightly}"
+if ! rustup run "$nightly" rustc -V >/dev/null 2>&1; then
+    nightly="$LCR_NIGHTLY_PINNED"
+    rustup toolchain install "$nightly" --profile minimal --component rust-src >&2
+fi
+if ! rustup component list --toolchain "$nightly" --installed | grep -q '^rust-src'; then
+    rustup component add rust-src --toolchain "$nightly" >&2
+fi
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$LCR_WASM_THREADS_RUSTFLAGS" \
+cargo "+$nightly" build --release --lib --manifest-path crate/Cargo.toml \
+    --target wasm32-unknown-unknown --no-default-features --features "$LCR_WASM_THREADS_FEATURES" \
+    -Z build-std=panic_abort,std --target-dir "$LCR_WASM_THREADS_TARGET_DIR"
+
 rm -rf pkg
 mkdir -p pkg
 wasm-bindgen --target web --out-dir pkg --out-name listconranker \
     "$LCR_WASM_TARGET_DIR/wasm32-unknown-unknown/release/listconranker.wasm"
+wasm-bindgen --target web --out-dir pkg/threads --out-name listconranker \
+    "$LCR_WASM_THREADS_TARGET_DIR/wasm32-unknown-unknown/release/listconranker.wasm"
 cp web/index.js web/worker.js web/cache.js web/index.d.ts web/README.md pkg/
 
 version="$(awk -F'"' '/^version = / { print $2; exit }' crate/Cargo.toml)"
@@ -54,6 +72,7 @@ cat > pkg/package.json <<JSON
     "listconranker.d.ts",
     "listconranker_bg.wasm",
     "listconranker_bg.wasm.d.ts",
+    "threads/",
     "README.md"
   ],
   "sideEffects": false,
@@ -63,3 +82,6 @@ JSON
 raw=$(stat -c %s pkg/listconranker_bg.wasm)
 gz=$(gzip -9 -c pkg/listconranker_bg.wasm | wc -c)
 echo "pkg/listconranker_bg.wasm: $raw bytes ($gz gzip -9)" >&2
+raw=$(stat -c %s pkg/threads/listconranker_bg.wasm)
+gz=$(gzip -9 -c pkg/threads/listconranker_bg.wasm | wc -c)
+echo "pkg/threads/listconranker_bg.wasm: $raw bytes ($gz gzip -9)" >&2

@@ -49,8 +49,23 @@ export interface LoadOptions {
    * 'best-effort': load without caching (console warning) in that case; 'off': never cache.
    */
   cache?: 'auto' | 'best-effort' | 'off';
+  /**
+   * CPU threads (the CPU backend only). 'auto' (default): one per core
+   * (`navigator.hardwareConcurrency`) on a cross-origin-isolated page (served with
+   * `Cross-Origin-Opener-Policy: same-origin` and `Cross-Origin-Embedder-Policy: require-corp`),
+   * else one; `1` never starts threads; `n > 1` asks for n (one, with a console warning, where the
+   * page is not isolated). Threads run the package's threaded build (`threads/`).
+   */
+  threads?: 'auto' | number;
   /** Where the .wasm file is, if a bundler or server moved it. */
   wasmUrl?: string | URL;
+  /**
+   * The URL of the package's `threads/` directory, served as is (bundlers do not process it).
+   * Default: `threads/` next to the package's worker, right when the package is served as
+   * files; with a bundler, copy `node_modules/listconranker/threads/` to the static files and
+   * pass its URL. Where it cannot be imported, the CPU backend runs on one thread (`threadsNote`).
+   */
+  threadsUrl?: string | URL;
 }
 
 export interface CallOptions {
@@ -86,6 +101,10 @@ export class ListConRanker {
   readonly dtype: DType;
   /** Why `device` differs from what was asked for, or null. */
   readonly deviceNote: string | null;
+  /** CPU threads the model runs on (1 on WebGPU). */
+  readonly threads: number;
+  /** Why the CPU backend runs on one thread although the machine has more cores, or null. */
+  readonly threadsNote: string | null;
   /** The WebGPU adapter's description, when on WebGPU. */
   readonly adapter: string | null;
   readonly config: { hidden: number; layers: number; vocab: number };

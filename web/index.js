@@ -30,6 +30,12 @@ function checkDtype(dtype) {
   }
 }
 
+function checkThreads(threads) {
+  if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
+    throw new ListConRankerError('INPUT_INVALID', `invalid input: threads must be 'auto' or an integer from 1 to 256, not ${JSON.stringify(threads)}`);
+  }
+}
+
 function absoluteUrl(modelUrl) {
   const base = typeof document !== 'undefined' ? document.baseURI : self.location.href;
   return new URL(String(modelUrl), base).href;
@@ -109,6 +115,10 @@ export class ListConRanker {
     /** Why the device differs from the one asked for (or null). */
     this.deviceNote = info.note;
     this.adapter = info.adapter;
+    /** CPU threads the model runs on (1 on WebGPU, and on pages that are not cross-origin isolated). */
+    this.threads = info.threads;
+    /** Why the CPU backend runs on fewer threads than the machine has (or null). */
+    this.threadsNote = info.threadsNote;
     this.config = info.info;
     this.loadMs = info.loadMs;
     this.totalBytes = info.totalBytes;
@@ -127,9 +137,10 @@ export class ListConRanker {
    * Loads a web bundle (the directory of `manifest.json`, written by `listconranker convert`).
    */
   static async load(modelUrl, options = {}) {
-    const { device = 'auto', dtype = 'f32', maxLength = 512, onProgress, signal, wasmUrl, cache = 'auto' } = options;
+    const { device = 'auto', dtype = 'f32', maxLength = 512, onProgress, signal, wasmUrl, threadsUrl, threads = 'auto', cache = 'auto' } = options;
     checkDevice(device);
     checkDtype(dtype);
+    checkThreads(threads);
     if (!['auto', 'best-effort', 'off'].includes(cache)) {
       throw new ListConRankerError('INPUT_INVALID', `invalid input: cache must be 'auto', 'best-effort' or 'off', not ${JSON.stringify(cache)}`);
     }
@@ -145,7 +156,12 @@ export class ListConRanker {
     try {
       const loading = channel.call(
         'load',
-        { url, device, dtype, maxLength, cache, wasmUrl: wasmUrl ? new URL(String(wasmUrl), base).href : null },
+        {
+          url, device, dtype, maxLength, cache, threads,
+          wasmUrl: wasmUrl ? new URL(String(wasmUrl), base).href : null,
+          // A directory: the URL must end in '/' to resolve the files in it.
+          threadsUrl: threadsUrl ? new URL(String(threadsUrl).replace(/\/?$/, '/'), base).href : null,
+        },
         { signal, onProgress },
       );
       // After the call's own listener (which rejects with the AbortError): end the worker.

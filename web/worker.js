@@ -1,11 +1,16 @@
 // The package's Web Worker: owns the wasm module and the model, runs one request at a time
 // (later ones wait in a queue), and answers the page with {id, ok, result | error}.
-import init, { BundleLoader, loadRanker, uploadTo } from './listconranker.js';
+// Two builds of the module ship with the package: one thread with WebGPU (./listconranker.js,
+// imported statically so bundlers see it), and the CPU backend on several threads
+// (threads/listconranker.js, imported at run time from a URL and only on a cross-origin-isolated
+// page, which SharedArrayBuffer needs). Bundlers leave threads/ alone: it is served as is.
+import * as singleThreaded from './listconranker.js';
 import {
   bundleBase, deleteVersionShards, deleteVersions, getVersion, latestVersion, openCache, putShard,
   putVersion, sha256Hex, storedShards, versionKey,
 } from './cache.js';
 
+let glue = null; // the imported build's module: {BundleLoader, loadRanker, uploadTo, ...}
 let ranker = null;
 let wasmMemory = null; // the module's WebAssembly.Memory: it only grows, so its size is the peak
 let chain = Promise.resolve();
@@ -62,6 +67,56 @@ async function pickDevice(requested, dtype) {
     return { device: 'cpu', note: "the WebGPU adapter lacks 'shader-f16': using the CPU backend for f16", warn: true };
   }
   return { device: 'webgpu', note: null, adapter: adapterName, fallback };
+}
+
+/** How many CPU threads to run on: the `threads` option ('auto' or a number >= 1) against what
+ *  the page allows. Threads need SharedArrayBuffer, i.e. a cross-origin-isolated page. */
+function pickThreads(requested) {
+  const cores = Math.max(1, Number(self.navigator?.hardwareConcurrency) || 1);
+  const wanted = requested === 'auto' ? cores : requested;
+  if (wanted <= 1) return { threads: 1, note: null };
+  if (!self.crossOriginIsolated) {
+    return { threads: 1, note: 'the page is not cross-origin isolated (COOP/COEP headers): the CPU backend runs on one thread' };
+  }
+  return { threads: wanted, note: null };
+}
+
+// A variable, not a literal in `new URL(...)`: bundlers would otherwise copy the glue alone as an
+// asset, away from its .wasm and its thread helpers.
+const THREADED_GLUE = 'threads/listconranker.js';
+
+/** Imports the threaded build from `threadsUrl` (its directory; default: threads/ next to this
+ *  worker) and starts its `threads` workers. */
+async function startThreaded(threads, threadsUrl) {
+  const glueUrl = new URL(threadsUrl ? 'listconranker.js' : THREADED_GLUE, threadsUrl || import.meta.url).href;
+  let module;
+  try {
+    module = await import(/* @vite-ignore */ /* webpackIgnore: true */ glueUrl);
+  } catch (e) {
+    throw new Error(`the threaded build could not be imported from ${glueUrl} (with a bundler, serve the package's threads/ directory and pass its URL as threadsUrl): ${e && e.message}`);
+  }
+  const exports = await module.default();
+  await module.initThreadPool(threads);
+  return { module, exports };
+}
+
+/** Instantiates the build for `device` on `threads` threads; a threaded build that cannot start
+ *  falls back to one thread, saying why. Returns {exports, threads, note}. */
+async function initModule(device, threads, wasmUrl, threadsUrl) {
+  if (device === 'cpu' && threads > 1) {
+    try {
+      const { module, exports } = await startThreaded(threads, threadsUrl);
+      glue = module;
+      return { exports, threads, note: null };
+    } catch (e) {
+      glue = singleThreaded;
+      const exports = await glue.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+      return { exports, threads: 1, note: `${e && e.message}: the CPU backend runs on one thread` };
+    }
+  }
+  glue = singleThreaded;
+  const exports = await glue.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+  return { exports, threads: 1, note: null };
 }
 
 async function fetchBytes(url, signal, onChunk, cacheMode = 'default') {
@@ -140,7 +195,7 @@ function isQuotaError(e) {
   return e && (e.name === 'QuotaExceededError' || /quota/i.test(String(e.message)));
 }
 
-async function load(id, { url, device, dtype, maxLength, wasmUrl, cache = 'auto' }) {
+async function load(id, { url, device, dtype, maxLength, wasmUrl, threadsUrl, threads = 'auto', cache = 'auto' }) {
   const controller = new AbortController();
   controllers.set(id, controller);
   const signal = controller.signal;
@@ -148,9 +203,17 @@ async function load(id, { url, device, dtype, maxLength, wasmUrl, cache = 'auto'
   const progress = (phase, loaded, total, file) => post({ id, progress: { phase, loaded, total, file } });
   const warnings = [];
   try {
+    // The device first: it decides which build of the module to instantiate.
+    const choice = await pickDevice(device, dtype);
+    const threadChoice = choice.device === 'cpu' ? pickThreads(threads) : { threads: 1, note: null };
+    signal.throwIfAborted();
     progress('init', 0, 0, null);
-    const exports = await init(wasmUrl ? { module_or_path: wasmUrl } : undefined);
-    wasmMemory = exports.memory;
+    const instance = await initModule(choice.device, threadChoice.threads, wasmUrl, threadsUrl);
+    const threadsNote = threadChoice.note || instance.note;
+    // Asked for threads explicitly and did not get them: say so on the console too.
+    if (threadsNote && threads !== 'auto' && threads > 1) warnings.push(threadsNote);
+    const { BundleLoader, loadRanker, uploadTo } = glue;
+    wasmMemory = instance.exports.memory;
     const base = bundleBase(url);
     const manifestUrl = new URL('manifest.json', base).href;
     let db = cache === 'off' ? null : await openCache();
@@ -188,9 +251,8 @@ async function load(id, { url, device, dtype, maxLength, wasmUrl, cache = 'auto'
       }
     }
 
-    // The device first: each file's tensors go to it as soon as the file is decoded, so the
-    // worker holds one shard at a time, never the whole model.
-    const choice = await pickDevice(device, dtype);
+    // Each file's tensors go to the device as soon as the file is decoded, so the worker holds
+    // one shard at a time, never the whole model.
     signal.throwIfAborted();
     loader = await uploadTo(loader, choice.device, dtype);
 
@@ -251,6 +313,8 @@ async function load(id, { url, device, dtype, maxLength, wasmUrl, cache = 'auto'
       warn: Boolean(choice.warn),
       warnings,
       adapter: choice.adapter || null,
+      threads: instance.threads,
+      threadsNote,
       info: JSON.parse(ranker.info()),
       storedDtype: JSON.parse(manifestText).dtype,
       totalBytes: total,

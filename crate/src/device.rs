@@ -123,23 +123,34 @@ pub fn check_precision(device: &Device, backend: Backend, precision: Precision) 
 
 /// Opens the backend's device in the browser (wasm32): WebGPU through burn's asynchronous
 /// initialiser (the only one browsers allow), once per worker; flex needs no initialisation.
-#[cfg(feature = "wasm")]
+/// The threaded build has no WebGPU and says so.
+#[cfg(feature = "wasm-bindings")]
 pub async fn open_device_async(backend: Backend) -> Result<Device> {
+    match backend {
+        Backend::Cpu => Ok(Device::flex()),
+        Backend::Wgpu => open_webgpu().await,
+    }
+}
+
+#[cfg(feature = "wasm")]
+async fn open_webgpu() -> Result<Device> {
     thread_local! {
         static WEBGPU: std::cell::RefCell<Option<Device>> = const { std::cell::RefCell::new(None) };
     }
-    match backend {
-        Backend::Cpu => Ok(Device::flex()),
-        Backend::Wgpu => {
-            if let Some(device) = WEBGPU.with(|d| d.borrow().clone()) {
-                return Ok(device);
-            }
-            let device = Device::wgpu_options()
-                .init_async()
-                .await
-                .map_err(|e| Error::DeviceUnavailable(format!("WebGPU: {e}")))?;
-            WEBGPU.with(|d| *d.borrow_mut() = Some(device.clone()));
-            Ok(device)
-        }
+    if let Some(device) = WEBGPU.with(|d| d.borrow().clone()) {
+        return Ok(device);
     }
+    let device = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| Error::DeviceUnavailable(format!("WebGPU: {e}")))?;
+    WEBGPU.with(|d| *d.borrow_mut() = Some(device.clone()));
+    Ok(device)
+}
+
+#[cfg(all(feature = "wasm-bindings", not(feature = "wasm")))]
+async fn open_webgpu() -> Result<Device> {
+    Err(Error::DeviceUnavailable(
+        "WebGPU: this is the threaded CPU build, which has no WebGPU backend".into(),
+    ))
 }

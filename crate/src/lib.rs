@@ -21,7 +21,7 @@ mod reranker;
 #[cfg(feature = "native")]
 mod sentence_encoder;
 pub mod tokenize;
-#[cfg(all(feature = "wasm", target_arch = "wasm32"))]
+#[cfg(all(feature = "wasm-bindings", target_arch = "wasm32"))]
 mod wasm;
 pub mod weights;
 pub mod workload;

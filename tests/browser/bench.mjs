@@ -1,67 +1,96 @@
-// Measures the browser build in headless Chromium (not a test): time from page load to the
-// first score, and compute_score throughput (texts/s) on the CPU (wasm) backend and on WebGPU,
-// for a workload shaped like `listconranker bench` (8 lists x 20 passages, Chinese text,
-// queries ~10-30 and passages ~60-250 characters, seeded). Prints JSON.
-//   node tests/browser/bench.mjs [model] [--devices cpu,webgpu] [--repeat 3]
-import { bundles, launch, serve } from './harness.js';
+// Measures the browser build in headless Chromium next to the native CLI (not a test): the
+// native `listconranker bench` runs first on the same web bundle and writes its seeded workload
+// (queries of 10-30 tokens, passages of 60-250), then the page scores the very same lists the
+// same way (one computeScore call per list, one untimed pass, then `--repeat` timed passes) on
+// each device asked for. Prints JSON with texts/s, p50/p95 per list and the browser/native ratio.
+//   node tests/browser/bench.mjs [model] [--devices cpu,webgpu] [--lists 8] [--passages 20]
+//        [--repeat 3] [--threads 1|N|auto] [--native-threads N]
+// `model` is a bundle under tests/browser/.bundles/ (zh-tiny by default). `--threads` other
+// than 1 serves the page cross-origin isolated, so the CPU backend runs the package's threaded
+// build. `--native-threads` sets RAYON_NUM_THREADS for the native run (default: every core).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bundles, here, launch, nativeBin, serve } from './harness.js';
 
 const args = process.argv.slice(2);
-const model = args.find((a) => !a.startsWith('--') && !/^\d+$/.test(a) && !a.includes(',')) || 'zh-tiny';
 const opt = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : dflt;
 };
+const valued = new Set(args.flatMap((a, i) => (a.startsWith('--') ? [i + 1] : [])));
+const model = args.find((a, i) => !a.startsWith('--') && !valued.has(i)) || 'zh-tiny';
 const devices = opt('devices', 'cpu,webgpu').split(',');
 const repeat = Number(opt('repeat', '3'));
 const lists = Number(opt('lists', '8'));
 const passages = Number(opt('passages', '20'));
+const threadsArg = opt('threads', '1');
+const threads = threadsArg === 'auto' ? 'auto' : Number(threadsArg);
+const nativeThreads = opt('native-threads', null);
 
 const base = bundles();
-const server = await serve();
+const bundleDir = join(here, '.bundles', model);
+
+// The native side, which also writes the workload.
+const scratch = mkdtempSync(join(tmpdir(), 'lcr-bench-'));
+let native;
+let workload;
+try {
+  const env = { ...process.env };
+  if (nativeThreads) env.RAYON_NUM_THREADS = nativeThreads;
+  execFileSync(nativeBin(), [
+    'bench', '--model', bundleDir, '--device', 'cpu', '--lists', String(lists), '--passages', String(passages),
+    '--repeat', String(repeat), '--json', join(scratch, 'native.json'), '--workload-out', join(scratch, 'workload.json'),
+  ], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  native = JSON.parse(readFileSync(join(scratch, 'native.json'), 'utf8')).listconranker;
+  native.threads = Number(nativeThreads) || availableParallelism();
+  workload = JSON.parse(readFileSync(join(scratch, 'workload.json'), 'utf8')).lists;
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+const server = await serve(undefined, { isolated: threads !== 1 });
 const context = await launch();
-const results = { model, lists, passages, repeat, chromium: context.browser()?.version() ?? null, devices: {} };
+const results = {
+  model, lists, passages, repeat, threads, chromium: context.browser()?.version() ?? null,
+  native_cpu: native, devices: {},
+};
 try {
   for (const device of devices) {
     const page = await context.newPage();
     const started = Date.now();
     await page.goto(`${server.url}/tests/browser/page.html`);
     await page.waitForFunction(() => window.lcr !== undefined);
-    const r = await page.evaluate(async ({ url, device, lists, passages, repeat }) => {
-      const t0 = performance.timeOrigin; // navigation start
-      const ranker = await window.lcr.ListConRanker.load(url, { device });
-      const loaded = performance.now();
-      await ranker.computeScore([['皮蛋是寒性的食物吗', '皮蛋性凉,体虚者少吃。', '咖啡因']]);
-      const firstScore = performance.now();
-      // SplitMix-like seeded generator of Chinese text.
-      let s = 42n;
-      const next = () => {
-        s = (s + 0x9E3779B97F4A7C15n) & 0xFFFFFFFFFFFFFFFFn;
-        let z = s;
-        z = ((z ^ (z >> 30n)) * 0xBF58476D1CE4E5B9n) & 0xFFFFFFFFFFFFFFFFn;
-        z = ((z ^ (z >> 27n)) * 0x94D049BB133111EBn) & 0xFFFFFFFFFFFFFFFFn;
-        return Number((z ^ (z >> 31n)) % 1000000n) / 1000000;
-      };
-      const chars = '的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月';
-      const text = (min, max) => Array.from({ length: min + Math.floor(next() * (max - min)) }, () => chars[Math.floor(next() * chars.length)]).join('');
-      const batch = Array.from({ length: lists }, () => [text(10, 30), ...Array.from({ length: passages }, () => text(60, 250))]);
-      await ranker.computeScore(batch); // warm-up
-      const times = [];
+    const r = await page.evaluate(async ({ url, device, workload, repeat, threads }) => {
+      const ranker = await window.lcr.ListConRanker.load(url, { device, threads });
+      const loaded = performance.now(); // since navigation start
+      for (const list of workload) await ranker.computeScore([list]); // warm-up pass
+      const latencies = [];
+      const t0 = performance.now();
       for (let i = 0; i < repeat; i++) {
-        const a = performance.now();
-        await ranker.computeScore(batch);
-        times.push(performance.now() - a);
+        for (const list of workload) {
+          const a = performance.now();
+          await ranker.computeScore([list]);
+          latencies.push(performance.now() - a);
+        }
       }
-      const texts = lists * (passages + 1);
-      const mean = times.reduce((x, y) => x + y, 0) / times.length;
+      const seconds = (performance.now() - t0) / 1000;
+      latencies.sort((x, y) => x - y);
+      const at = (q) => latencies[Math.min(latencies.length - 1, Math.round(q * (latencies.length - 1)))];
+      const texts = repeat * workload.reduce((n, list) => n + list.length, 0);
       const out = {
         device: ranker.device, note: ranker.deviceNote, adapter: ranker.adapter,
-        load_ms: ranker.loadMs, page_to_model_ms: loaded, page_to_first_score_ms: firstScore,
-        batch_ms: times, texts_per_s: texts / (mean / 1000),
+        threads: ranker.threads, threads_note: ranker.threadsNote,
+        load_ms: ranker.loadMs, page_to_model_ms: loaded,
+        texts_per_s: texts / seconds, lists_per_s: (repeat * workload.length) / seconds,
+        p50_ms: at(0.5), p95_ms: at(0.95), wasm_memory_mb: ranker.wasmMemoryBytes / 2 ** 20,
       };
       await ranker.dispose();
       return out;
-    }, { url: `${server.url}${base}/${model}/`, device, lists, passages, repeat });
+    }, { url: `${server.url}${base}/${model}/`, device, workload, repeat, threads });
     r.wall_s = (Date.now() - started) / 1000;
+    r.ratio_to_native_cpu = r.texts_per_s / native.texts_per_s;
     results.devices[device] = r;
     await page.close();
   }

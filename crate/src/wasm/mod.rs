@@ -226,3 +226,10 @@ impl WasmRanker {
         .to_string()
     }
 }
+
+/// `initThreadPool(n)` (threaded build only): starts rayon's pool of `n` Web Workers sharing this
+/// module's memory; the worker awaits it once before loading a model. (Exported to JavaScript by
+/// its `#[wasm_bindgen]`; the `use` links it in.)
+#[cfg(feature = "wasm-threads")]
+#[allow(unused_imports)]
+pub use wasm_bindgen_rayon::init_thread_pool;

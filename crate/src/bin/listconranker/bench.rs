@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the workload's lists as JSON (`{"lists": [[query, passage, ...], ...]}`) here, so
+    /// that another implementation (the browser bench) can time the very same texts.
+    #[arg(long)]
+    workload_out: Option<PathBuf>,
 }
 
 /// What one side of the benchmark measured (the reference script writes the same fields).
@@ -136,6 +140,10 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     }
     let ranker = args.model.load()?;
     let lists = workload(args.lists, args.passages, args.seed);
+    if let Some(path) = &args.workload_out {
+        let body = serde_json::json!({ "lists": lists }).to_string();
+        std::fs::write(path, body).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let score = |list: &Vec<String>| -> Result<(), String> {
         if args.iterative {
             ranker.iterative_inference(list).map(drop)
