@@ -128,3 +128,33 @@ export function maxAbsDiff(got, want) {
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
   return worst;
 }
+
+/** Loads the bundle at `url` in the page with `device` (and `loadOptions`) and runs every case of
+ *  `model`'s fixtures: returns {device, note, threads, out: [{name, case, got, want}]}. */
+export async function runCases(page, url, model, device, { iterative = true, cases, loadOptions = {} } = {}) {
+  const exp = await expected(model);
+  const scoreCases = exp.compute_score.filter((c) => !cases || cases.includes(c.name));
+  const iterCases = iterative ? exp.iterative.filter((c) => !cases || cases.includes(c.name)) : [];
+  return page.evaluate(async ({ url, device, scoreCases, iterCases, loadOptions }) => {
+    const ranker = await window.lcr.ListConRanker.load(url, { ...loadOptions, device });
+    const out = [];
+    let maxLength = 512;
+    const setLength = async (n) => {
+      if (n !== maxLength) {
+        await ranker.setMaxLength(n);
+        maxLength = n;
+      }
+    };
+    for (const c of scoreCases) {
+      await setLength(c.max_length);
+      out.push({ name: c.name, case: c, got: await ranker.computeScore(c.batch), want: c.scores });
+    }
+    for (const c of iterCases) {
+      await setLength(c.max_length);
+      out.push({ name: c.name, case: c, got: await ranker.iterativeInference(c.list), want: c.scores });
+    }
+    const result = { device: ranker.device, note: ranker.deviceNote, threads: ranker.threads, threadsNote: ranker.threadsNote, out };
+    await ranker.dispose();
+    return result;
+  }, { url, device, scoreCases, iterCases, loadOptions });
+}

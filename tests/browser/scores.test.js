@@ -2,7 +2,7 @@
 // within 1e-5, WebGPU (SwiftShader where there is no GPU) within 1e-4.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODELS, bundles, expected, launch, maxAbsDiff, nativeScores, openTestPage, serve } from './harness.js';
+import { MODELS, bundles, launch, maxAbsDiff, nativeScores, openTestPage, runCases, serve } from './harness.js';
 
 let server;
 let context;
@@ -19,39 +19,10 @@ after(async () => {
   server?.close();
 });
 
-/** Runs every case in the page: returns [{name, kind, got, want}]. */
-async function runCases(page, model, device, { iterative = true, cases } = {}) {
-  const exp = await expected(model);
-  const scoreCases = exp.compute_score.filter((c) => !cases || cases.includes(c.name));
-  const iterCases = iterative ? exp.iterative.filter((c) => !cases || cases.includes(c.name)) : [];
-  return page.evaluate(async ({ url, device, scoreCases, iterCases }) => {
-    const ranker = await window.lcr.ListConRanker.load(url, { device });
-    const out = [];
-    let maxLength = 512;
-    const setLength = async (n) => {
-      if (n !== maxLength) {
-        await ranker.setMaxLength(n);
-        maxLength = n;
-      }
-    };
-    for (const c of scoreCases) {
-      await setLength(c.max_length);
-      out.push({ name: c.name, case: c, got: await ranker.computeScore(c.batch), want: c.scores });
-    }
-    for (const c of iterCases) {
-      await setLength(c.max_length);
-      out.push({ name: c.name, case: c, got: await ranker.iterativeInference(c.list), want: c.scores });
-    }
-    const result = { device: ranker.device, note: ranker.deviceNote, out };
-    await ranker.dispose();
-    return result;
-  }, { url: `${server.url}${bundleBase}/${model}/`, device, scoreCases, iterCases });
-}
-
 for (const model of MODELS) {
   test(`${model}: CPU backend scores equal the reference and the native build (<= 1e-5), compute_score and iterative`, async (t) => {
     const page = await openTestPage(context, server.url);
-    const { device, out } = await runCases(page, model, 'cpu');
+    const { device, out } = await runCases(page, `${server.url}${bundleBase}/${model}/`, model, 'cpu');
     assert.equal(device, 'cpu');
     assert.ok(out.length >= 20, `${out.length} cases`);
     let vsReference = 0;
@@ -79,7 +50,7 @@ test('zh-tiny: WebGPU scores equal the reference (<= 1e-4)', async (t) => {
   // SwiftShader is slow: a representative subset (padding, duplicates, truncation, 2 iterative).
   const cases = ['model_card', 'short_lists_1_2_3', 'duplicates', 'mixed_batch_1_20_4_7', 'truncation_16',
     'iter_25', 'iter_dup_at_cut_25'];
-  const { device, out } = await runCases(page, 'zh-tiny', 'webgpu', { cases });
+  const { device, out } = await runCases(page, `${server.url}${bundleBase}/zh-tiny/`, 'zh-tiny', 'webgpu', { cases });
   assert.equal(device, 'webgpu');
   assert.equal(out.length, cases.length);
   let vsReference = 0;
