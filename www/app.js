@@ -45,7 +45,8 @@ async function loadModel() {
     state.ranker = ranker;
     $('progress').value = 1;
     const took = ((performance.now() - started) / 1000).toFixed(2);
-    state.readyText = `Model ready on ${ranker.device.toUpperCase()} (${ranker.dtype}${ranker.adapter ? `, ${ranker.adapter}` : ''})` +
+    const where = ranker.adapter ? `, ${ranker.adapter}` : ranker.device === 'cpu' ? `, ${ranker.threads} thread${ranker.threads > 1 ? 's' : ''}` : '';
+    state.readyText = `Model ready on ${ranker.device.toUpperCase()} (${ranker.dtype}${where})` +
       ` in ${took} s, ${fmtBytes(ranker.totalBytes)}.${ranker.deviceNote ? ` Note: ${ranker.deviceNote}.` : ''}`;
     setStatus(state.readyText);
     const c = ranker.config;

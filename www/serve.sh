@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Serves the demo on http://127.0.0.1:${PORT:-8080}/www/ : builds the npm package (pkg/) and the
 # demo's model bundle (www/models/zh-tiny, from the test fixture: random weights) when missing.
+# The page is served cross-origin isolated (www/serve.py), so the CPU backend runs on every core.
 #   bash www/serve.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/listconranker-target}"
-[ -f pkg/listconranker_bg.wasm ] || bash web/build.sh
+[ -f pkg/listconranker_bg.wasm ] && [ -f pkg/threads/listconranker_bg.wasm ] || bash web/build.sh
 if [ ! -f www/models/zh-tiny/manifest.json ]; then
     cargo run --release --quiet --manifest-path crate/Cargo.toml -- \
         convert --model tests/fixtures/models/zh-tiny --out www/models/zh-tiny
 fi
 port="${PORT:-8080}"
 echo "demo: http://127.0.0.1:$port/www/"
-exec python3 -m http.server "$port" --bind 127.0.0.1
+exec python3 www/serve.py --port "$port" --bind 127.0.0.1

@@ -1,4 +1,5 @@
-// The demo page (www/) loads the model, searches, reranks; a screenshot is saved for a look.
+// The demo page (www/, served cross-origin isolated as www/serve.py does) loads the model,
+// searches, reranks; a screenshot is saved for a look.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -10,7 +11,7 @@ let context;
 
 before(async () => {
   bundles();
-  server = await serve();
+  server = await serve(undefined, { isolated: true });
   context = await launch();
 });
 
@@ -31,6 +32,7 @@ test('the demo loads, searches and reranks the top 50 with the model', async () 
     scored: window.demo.lastResults.filter((x) => x.modelScore !== null).length,
     firstScoreMs: window.demo.firstScoreMs,
     device: window.demo.ranker.device,
+    threads: window.demo.ranker.threads,
     status: document.getElementById('status').textContent,
     notice: document.getElementById('notice').hidden ? '' : document.getElementById('notice').textContent,
     items: document.querySelectorAll('#results li').length,
@@ -40,6 +42,8 @@ test('the demo loads, searches and reranks the top 50 with the model', async () 
   assert.equal(r.scored, r.results);
   assert.equal(r.items, r.results);
   assert.match(r.status, /Reranked on (CPU|WEBGPU)/);
+  // On the CPU the isolated page runs the threaded build, one thread per core.
+  if (r.device === 'cpu') assert.equal(r.threads, await page.evaluate(() => navigator.hardwareConcurrency), r.status);
   assert.match(r.notice, /random/);
   assert.match(r.timings, /rerank/);
   // A second search through the form.

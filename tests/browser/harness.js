@@ -11,23 +11,14 @@ export const root = resolve(here, '../..');
 export const outDir = process.env.LCR_BROWSER_OUT || join(here, '.out');
 export const MODELS = ['zh-tiny', 'en-3layer'];
 
-// http.server with the two headers that make a page cross-origin isolated (SharedArrayBuffer,
-// so wasm threads).
-const ISOLATED_SERVER = `
-import http.server
-class Handler(http.server.SimpleHTTPRequestHandler):
-    def end_headers(self):
-        self.send_header('Cross-Origin-Opener-Policy', 'same-origin')
-        self.send_header('Cross-Origin-Embedder-Policy', 'require-corp')
-        super().end_headers()
-http.server.test(HandlerClass=Handler, port=0, bind='127.0.0.1')
-`;
-
 /** Serves `dir` on 127.0.0.1 at a free port; resolves to {url, close}. `isolated`: with the
  *  COOP/COEP headers of a cross-origin-isolated page. */
 export function serve(dir = root, { isolated = false } = {}) {
   return new Promise((ok, fail) => {
-    const args = isolated ? ['-u', '-c', ISOLATED_SERVER] : ['-u', '-m', 'http.server', '0', '--bind', '127.0.0.1'];
+    // www/serve.py: http.server plus the COOP/COEP headers.
+    const args = isolated
+      ? ['-u', join(root, 'www/serve.py'), '--port', '0', '--directory', dir]
+      : ['-u', '-m', 'http.server', '0', '--bind', '127.0.0.1'];
     const child = spawn('python3', args, {
       cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],
