@@ -84,6 +84,7 @@ function pickThreads(requested) {
 // A variable, not a literal in `new URL(...)`: bundlers would otherwise copy the glue alone as an
 // asset, away from its .wasm and its thread helpers.
 const THREADED_GLUE = 'threads/listconranker.js';
+const THREAD_START_MS = 30000;
 
 /** Imports the threaded build from `threadsUrl` (its directory; default: threads/ next to this
  *  worker) and starts its `threads` workers. */
@@ -96,7 +97,16 @@ async function startThreaded(threads, threadsUrl) {
     throw new Error(`the threaded build could not be imported from ${glueUrl} (with a bundler, serve the package's threads/ directory and pass its URL as threadsUrl): ${e && e.message}`);
   }
   const exports = await module.default();
-  await module.initThreadPool(threads);
+  // A pool whose workers never start (blocked by the page's CSP, say) must not hang the load.
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the ${threads} thread workers did not start within ${THREAD_START_MS / 1000} s`)), THREAD_START_MS);
+  });
+  try {
+    await Promise.race([module.initThreadPool(threads), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
   return { module, exports };
 }
 
