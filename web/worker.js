@@ -10,7 +10,6 @@ import {
   putVersion, sha256Hex, storedShards, versionKey,
 } from './cache.js';
 
-let glue = null; // the imported build's module: {BundleLoader, loadRanker, uploadTo, ...}
 let ranker = null;
 let wasmMemory = null; // the module's WebAssembly.Memory: it only grows, so its size is the peak
 let chain = Promise.resolve();
@@ -111,22 +110,18 @@ async function startThreaded(threads, threadsUrl) {
 }
 
 /** Instantiates the build for `device` on `threads` threads; a threaded build that cannot start
- *  falls back to one thread, saying why. Returns {exports, threads, note}. */
+ *  falls back to one thread, saying why. Returns {module, exports, threads, note}. */
 async function initModule(device, threads, wasmUrl, threadsUrl) {
+  let note = null;
   if (device === 'cpu' && threads > 1) {
     try {
-      const { module, exports } = await startThreaded(threads, threadsUrl);
-      glue = module;
-      return { exports, threads, note: null };
+      return { ...(await startThreaded(threads, threadsUrl)), threads, note };
     } catch (e) {
-      glue = singleThreaded;
-      const exports = await glue.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
-      return { exports, threads: 1, note: `${e && e.message}: the CPU backend runs on one thread` };
+      note = `${e && e.message}: the CPU backend runs on one thread`;
     }
   }
-  glue = singleThreaded;
-  const exports = await glue.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
-  return { exports, threads: 1, note: null };
+  const exports = await singleThreaded.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+  return { module: singleThreaded, exports, threads: 1, note };
 }
 
 async function fetchBytes(url, signal, onChunk, cacheMode = 'default') {
@@ -222,7 +217,7 @@ async function load(id, { url, device, dtype, maxLength, wasmUrl, threadsUrl, th
     const threadsNote = threadChoice.note || instance.note;
     // Asked for threads explicitly and did not get them: say so on the console too.
     if (threadsNote && threads !== 'auto' && threads > 1) warnings.push(threadsNote);
-    const { BundleLoader, loadRanker, uploadTo } = glue;
+    const { BundleLoader, loadRanker, uploadTo } = instance.module;
     wasmMemory = instance.exports.memory;
     const base = bundleBase(url);
     const manifestUrl = new URL('manifest.json', base).href;

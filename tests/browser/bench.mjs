@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bundles, here, launch, nativeBin, serve } from './harness.js';
+import { bundles, here, launch, nativeBin, openTestPage, serve } from './harness.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -58,10 +58,8 @@ const results = {
 };
 try {
   for (const device of devices) {
-    const page = await context.newPage();
     const started = Date.now();
-    await page.goto(`${server.url}/tests/browser/page.html`);
-    await page.waitForFunction(() => window.lcr !== undefined);
+    const page = await openTestPage(context, server.url);
     const r = await page.evaluate(async ({ url, device, workload, repeat, threads }) => {
       const ranker = await window.lcr.ListConRanker.load(url, { device, threads });
       const loaded = performance.now(); // since navigation start

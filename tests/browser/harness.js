@@ -17,7 +17,7 @@ export function serve(dir = root, { isolated = false } = {}) {
   return new Promise((ok, fail) => {
     // www/serve.py: http.server plus the COOP/COEP headers.
     const args = isolated
-      ? ['-u', join(root, 'www/serve.py'), '--port', '0', '--directory', dir]
+      ? ['-u', join(root, 'www/serve.py'), '--port', '0']
       : ['-u', '-m', 'http.server', '0', '--bind', '127.0.0.1'];
     const child = spawn('python3', args, {
       cwd: dir,
