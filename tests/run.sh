@@ -76,6 +76,9 @@ if [ -z "${LCR_SKIP_BROWSER:-}" ]; then
     fi
     bash web/build.sh
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+    # The package's JavaScript (web/*.js) checked against its types (index.d.ts, protocol.js's
+    # JSDoc) by TypeScript, without the wasm build: a type error fails the run.
+    (cd tests/browser && npm run --silent typecheck)
     cargo build --release --bin listconranker --manifest-path crate/Cargo.toml
     LCR_BIN="$CARGO_TARGET_DIR/release/listconranker" \
         node --test --test-reporter=spec --test-concurrency=1 tests/browser/*.test.js 2>&1

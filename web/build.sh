@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Builds the npm package into pkg/: the crate compiled to wasm32 twice (burn's WebGPU and flex CPU
-# backends on one thread; flex on rayon threads in pkg/threads/), wasm-bindgen's glue, the JS API
-# and worker from web/, index.d.ts, package.json.
+# backends on one thread; flex on rayon threads in pkg/threads/), wasm-bindgen's glue, the JS API,
+# its worker and protocol from web/, index.d.ts, package.json (web/package.json, whose version must
+# be the crate's).
 #   bash web/build.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source web/env.sh
+
+# The package's version is the crate's: checked before the long build, not after.
+version="$(awk -F'"' '/^version = / { print $2; exit }' crate/Cargo.toml)"
+pkg_version="$(awk -F'"' '/^[[:space:]]*"version"[[:space:]]*:/ { print $4; exit }' web/package.json)"
+if [ "$pkg_version" != "$version" ]; then
+    echo "web/package.json has version \"$pkg_version\" but crate/Cargo.toml has \"$version\": make them equal" >&2
+    exit 1
+fi
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     rustup target add wasm32-unknown-unknown
@@ -43,42 +52,8 @@ wasm-bindgen --target web --out-dir pkg --out-name listconranker \
     "$LCR_WASM_TARGET_DIR/wasm32-unknown-unknown/release/listconranker.wasm"
 wasm-bindgen --target web --out-dir pkg/threads --out-name listconranker \
     "$LCR_WASM_THREADS_TARGET_DIR/wasm32-unknown-unknown/release/listconranker.wasm"
-cp web/index.js web/worker.js web/cache.js web/index.d.ts web/README.md pkg/
-
-version="$(awk -F'"' '/^version = / { print $2; exit }' crate/Cargo.toml)"
-cat > pkg/package.json <<JSON
-{
-  "name": "listconranker",
-  "version": "$version",
-  "description": "ListConRanker text reranker in the browser: WebGPU or wasm CPU, in a Web Worker",
-  "license": "MIT",
-  "type": "module",
-  "main": "./index.js",
-  "module": "./index.js",
-  "types": "./index.d.ts",
-  "exports": {
-    ".": {
-      "types": "./index.d.ts",
-      "default": "./index.js"
-    },
-    "./package.json": "./package.json"
-  },
-  "files": [
-    "index.js",
-    "index.d.ts",
-    "worker.js",
-    "cache.js",
-    "listconranker.js",
-    "listconranker.d.ts",
-    "listconranker_bg.wasm",
-    "listconranker_bg.wasm.d.ts",
-    "threads/",
-    "README.md"
-  ],
-  "sideEffects": false,
-  "keywords": ["reranker", "rerank", "webgpu", "wasm", "listconranker", "search"]
-}
-JSON
+cp web/index.js web/worker.js web/cache.js web/protocol.js web/index.d.ts web/README.md \
+    web/package.json pkg/
 raw=$(stat -c %s pkg/listconranker_bg.wasm)
 gz=$(gzip -9 -c pkg/listconranker_bg.wasm | wc -c)
 echo "pkg/listconranker_bg.wasm: $raw bytes ($gz gzip -9)" >&2

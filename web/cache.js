@@ -9,17 +9,54 @@
 const DB_NAME = 'listconranker-bundles';
 const DB_VERSION = 1;
 
-/** The bundle's directory URL (with a trailing slash) from its URL or its manifest's URL. */
+/**
+ * One verified file of a bundle version.
+ * @typedef {object} ShardRecord
+ * @property {string} key `${version}/${path}`
+ * @property {string} version The version's key.
+ * @property {string} url The bundle's directory URL.
+ * @property {string} path The file's path in the bundle.
+ * @property {number} bytes
+ * @property {string} sha256
+ * @property {Blob} blob
+ */
+
+/**
+ * A complete bundle version.
+ * @typedef {object} VersionRecord
+ * @property {string} key `${bundle url}@${manifest sha256}`
+ * @property {string} url The bundle's directory URL.
+ * @property {string} hash The manifest's sha256.
+ * @property {string} manifest The manifest's text (used offline).
+ * @property {number} bytes The bundle's files, in bytes.
+ * @property {number} time When it became complete (ms since the epoch).
+ */
+
+/**
+ * The bundle's directory URL (with a trailing slash) from its URL or its manifest's URL.
+ * @param {string | URL} url
+ * @returns {string}
+ */
 export function bundleBase(url) {
   const href = String(url);
   if (href.endsWith('/')) return href;
   return href.replace(/manifest\.json$/, '').replace(/\/?$/, '/');
 }
 
+/**
+ * @param {string} base
+ * @param {string} manifestHash
+ * @returns {string}
+ */
 export function versionKey(base, manifestHash) {
   return `${base}@${manifestHash}`;
 }
 
+/**
+ * @template T
+ * @param {IDBRequest<T>} r
+ * @returns {Promise<T>}
+ */
 function request(r) {
   return new Promise((ok, fail) => {
     r.onsuccess = () => ok(r.result);
@@ -27,6 +64,10 @@ function request(r) {
   });
 }
 
+/**
+ * @param {IDBTransaction} tx
+ * @returns {Promise<void>}
+ */
 function done(tx) {
   return new Promise((ok, fail) => {
     tx.oncomplete = () => ok();
@@ -35,7 +76,10 @@ function done(tx) {
   });
 }
 
-/** Opens the database, or resolves to null where IndexedDB is missing or refused. */
+/**
+ * Opens the database, or resolves to null where IndexedDB is missing or refused.
+ * @returns {Promise<IDBDatabase | null>}
+ */
 export async function openCache() {
   const idb = globalThis.indexedDB;
   if (!idb) return null;
@@ -55,45 +99,80 @@ export async function openCache() {
   }
 }
 
-/** The newest complete version record of `base`, or null. */
+/**
+ * The newest complete version record of `base`, or null.
+ * @param {IDBDatabase} db
+ * @param {string} base
+ * @returns {Promise<VersionRecord | null>}
+ */
 export async function latestVersion(db, base) {
   const tx = db.transaction('versions', 'readonly');
+  /** @type {VersionRecord[]} */
   const all = await request(tx.objectStore('versions').index('url').getAll(base));
   all.sort((a, b) => b.time - a.time);
   return all[0] || null;
 }
 
+/**
+ * The complete version record `key`, or null.
+ * @param {IDBDatabase} db
+ * @param {string} key
+ * @returns {Promise<VersionRecord | null>}
+ */
 export async function getVersion(db, key) {
   const tx = db.transaction('versions', 'readonly');
   return (await request(tx.objectStore('versions').get(key))) || null;
 }
 
-/** The stored shard records of a version, by path. */
+/**
+ * The stored shard records of a version, by path.
+ * @param {IDBDatabase} db
+ * @param {string} version
+ * @returns {Promise<Map<string, ShardRecord>>}
+ */
 export async function storedShards(db, version) {
   const tx = db.transaction('shards', 'readonly');
+  /** @type {ShardRecord[]} */
   const all = await request(tx.objectStore('shards').index('version').getAll(version));
   return new Map(all.map((r) => [r.path, r]));
 }
 
+/**
+ * @param {IDBDatabase} db
+ * @param {ShardRecord} record
+ * @returns {Promise<void>}
+ */
 export async function putShard(db, record) {
   const tx = db.transaction('shards', 'readwrite');
   tx.objectStore('shards').put(record);
   await done(tx);
 }
 
+/**
+ * @param {IDBDatabase} db
+ * @param {VersionRecord} record
+ * @returns {Promise<void>}
+ */
 export async function putVersion(db, record) {
   const tx = db.transaction('versions', 'readwrite');
   tx.objectStore('versions').put(record);
   await done(tx);
 }
 
-/** Deletes the records of `base` (every version, complete or partial) except version `keep`. */
+/**
+ * Deletes the records of `base` (every version, complete or partial) except version `keep`.
+ * @param {IDBDatabase} db
+ * @param {string} base
+ * @param {string | null} [keep]
+ * @returns {Promise<void>}
+ */
 export async function deleteVersions(db, base, keep = null) {
   const tx = db.transaction(['shards', 'versions'], 'readwrite');
   for (const store of ['shards', 'versions']) {
     const index = tx.objectStore(store).index('url');
-    index.openCursor(IDBKeyRange.only(base)).onsuccess = (event) => {
-      const cursor = event.target.result;
+    const cursorRequest = index.openCursor(IDBKeyRange.only(base));
+    cursorRequest.onsuccess = () => {
+      const cursor = cursorRequest.result;
       if (!cursor) return;
       const version = store === 'shards' ? cursor.value.version : cursor.value.key;
       if (version !== keep) cursor.delete();
@@ -103,11 +182,17 @@ export async function deleteVersions(db, base, keep = null) {
   await done(tx);
 }
 
-/** Deletes every shard of one version (used when a write fails half-way). */
+/**
+ * Deletes every shard of one version (used when a write fails half-way).
+ * @param {IDBDatabase} db
+ * @param {string} version
+ * @returns {Promise<void>}
+ */
 export async function deleteVersionShards(db, version) {
   const tx = db.transaction('shards', 'readwrite');
-  tx.objectStore('shards').index('version').openCursor(IDBKeyRange.only(version)).onsuccess = (event) => {
-    const cursor = event.target.result;
+  const cursorRequest = tx.objectStore('shards').index('version').openCursor(IDBKeyRange.only(version));
+  cursorRequest.onsuccess = () => {
+    const cursor = cursorRequest.result;
     if (!cursor) return;
     cursor.delete();
     cursor.continue();
@@ -115,6 +200,11 @@ export async function deleteVersionShards(db, version) {
   await done(tx);
 }
 
+/**
+ * Deletes every record of every bundle.
+ * @param {IDBDatabase} db
+ * @returns {Promise<void>}
+ */
 export async function clearAll(db) {
   const tx = db.transaction(['shards', 'versions'], 'readwrite');
   tx.objectStore('shards').clear();
@@ -122,7 +212,12 @@ export async function clearAll(db) {
   await done(tx);
 }
 
-/** Lower-case hex sha256 of `bytes` (SubtleCrypto; `fallback(bytes)` where it is missing). */
+/**
+ * Lower-case hex sha256 of `bytes` (SubtleCrypto; `fallback(bytes)` where it is missing).
+ * @param {Uint8Array<ArrayBuffer>} bytes Not a view of shared memory: SubtleCrypto refuses those.
+ * @param {((bytes: Uint8Array) => string) | null} [fallback]
+ * @returns {Promise<string>}
+ */
 export async function sha256Hex(bytes, fallback = sha256HexJs) {
   const subtle = globalThis.crypto && globalThis.crypto.subtle;
   if (!subtle) {
@@ -147,6 +242,10 @@ const K = new Uint32Array([
   0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ]);
 
+/**
+ * @param {Uint8Array} bytes
+ * @returns {string}
+ */
 export function sha256HexJs(bytes) {
   const h = new Uint32Array([
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
@@ -159,6 +258,7 @@ export function sha256HexJs(bytes) {
   const view = new DataView(padded.buffer);
   view.setUint32(padded.length - 8, Math.floor(n / 0x20000000));
   view.setUint32(padded.length - 4, (n << 3) >>> 0);
+  /** @type {(x: number, r: number) => number} */
   const rotr = (x, r) => (x >>> r) | (x << (32 - r));
   for (let off = 0; off < padded.length; off += 64) {
     for (let i = 0; i < 16; i++) w[i] = view.getUint32(off + i * 4);

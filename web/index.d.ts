@@ -2,6 +2,12 @@
 export type Device = 'auto' | 'webgpu' | 'cpu';
 export type DType = 'f32' | 'f16';
 
+/**
+ * The codes this package's errors carry (`protocol.js` defines every code, including the Rust
+ * crate's native-only INPUT_READ_FAILED, OUTPUT_WRITE_FAILED and DATA_INVALID, which the browser
+ * never throws). An aborted load or call rejects with the signal's reason or a DOMException named
+ * 'AbortError' instead, without a code.
+ */
 export type ErrorCode =
   | 'WEBGPU_UNAVAILABLE'
   | 'MODEL_FETCH_FAILED'
@@ -14,8 +20,19 @@ export type ErrorCode =
   | 'INTERNAL_ERROR';
 
 export class ListConRankerError extends Error {
+  constructor(code: ErrorCode, message: string);
   readonly name: 'ListConRankerError';
   readonly code: ErrorCode;
+}
+
+/** The model's sizes, read from the bundle. */
+export interface ModelConfig {
+  /** Hidden size of the encoder. */
+  hidden: number;
+  /** Encoder layers. */
+  layers: number;
+  /** Tokenizer vocabulary size. */
+  vocab: number;
 }
 
 export interface ProgressEvent {
@@ -90,6 +107,8 @@ export interface RankedPassage {
 }
 
 export class ListConRanker {
+  /** Made by `ListConRanker.load`. */
+  private constructor();
   /** Loads a web bundle: the URL of its directory (or of its manifest.json). */
   static load(modelUrl: string | URL, options?: LoadOptions): Promise<ListConRanker>;
   /** Whether a complete copy of the bundle is in this origin's IndexedDB cache. */
@@ -98,7 +117,11 @@ export class ListConRanker {
   static clearCache(modelUrl?: string | URL): Promise<void>;
   /** What the model actually runs on. */
   readonly device: 'webgpu' | 'cpu';
+  /** The compute type (as asked for: 'f16' stays 'f16' when 'auto' falls back to the CPU). */
   readonly dtype: DType;
+  /** The float type the bundle's weights are stored in (its manifest's `dtype`): an f16 bundle
+   *  is half the download, and is computed in `dtype`. */
+  readonly storedDtype: DType;
   /** Why `device` differs from what was asked for, or null. */
   readonly deviceNote: string | null;
   /** CPU threads the model runs on (1 on WebGPU). */
@@ -107,7 +130,8 @@ export class ListConRanker {
   readonly threadsNote: string | null;
   /** The WebGPU adapter's description, when on WebGPU. */
   readonly adapter: string | null;
-  readonly config: { hidden: number; layers: number; vocab: number };
+  /** The model's sizes. */
+  readonly config: ModelConfig;
   /** Milliseconds from the start of load() to a usable model (in the worker). */
   readonly loadMs: number;
   /** Bytes of the bundle's files. */
@@ -116,8 +140,17 @@ export class ListConRanker {
   readonly downloadedBytes: number;
   /** Whether every file came from the IndexedDB cache. */
   readonly fromCache: boolean;
-  /** Whether the bundle is stored in the cache. */
+  /** Whether the bundle is stored in the cache (false with `cache: 'off'`, without IndexedDB, or
+   *  when caching it failed or did not fit and the load went on uncached). */
   readonly cached: boolean;
+  /**
+   * Whether the browser keeps this origin's storage, the cached bundle included, persistently
+   * (not evicted under storage pressure), as `navigator.storage.persisted()` answered during the
+   * load; null when the bundle is not cached or the browser does not say. The package never asks
+   * for persistence: `navigator.storage.persist()` is the page's to call (workers do not have it,
+   * and some browsers ask the user first).
+   */
+  readonly persisted: boolean | null;
   /** The worker's wasm memory after loading, in bytes: the load's peak (wasm memory never
    *  shrinks). On WebGPU the weights live in GPU buffers, not in wasm memory. */
   readonly wasmMemoryBytes: number;
@@ -127,6 +160,7 @@ export class ListConRanker {
   iterativeInference(list: string[], options?: CallOptions): Promise<number[]>;
   /** Passages sorted by score, best first. */
   rerank(query: string, passages: string[], options?: RerankOptions): Promise<RankedPassage[]>;
+  /** Changes the truncation length of later calls (tokens per text, [CLS] and [SEP] included). */
   setMaxLength(maxLength: number): Promise<void>;
   /** The worker's wasm memory now (its peak so far), in bytes. */
   stats(): Promise<{ wasmMemoryBytes: number }>;

@@ -130,10 +130,11 @@ test("device 'auto' runs, and does not pick a software WebGPU adapter", async ()
   if (r.device === 'cpu') assert.ok(r.note, 'a note says why');
 });
 
-test('f16 on a WebGPU adapter without shader-f16: auto falls back to the CPU, webgpu refuses', async () => {
+test('f16 on a WebGPU adapter without shader-f16: auto falls back to the CPU, webgpu refuses', async (t) => {
   const r = await page.evaluate(async (url) => {
     const adapter = navigator.gpu ? await navigator.gpu.requestAdapter() : null;
-    if (!adapter || adapter.features.has('shader-f16')) return { skip: true };
+    if (!adapter) return { skip: 'no WebGPU adapter in this Chromium' };
+    if (adapter.features.has('shader-f16')) return { skip: "the WebGPU adapter has 'shader-f16': nothing to fall back from" };
     const forced = await window.lcr.ListConRanker.load(url, { device: 'webgpu', dtype: 'f16' })
       .then(() => 'resolved', (e) => e.code);
     const auto = await window.lcr.ListConRanker.load(url, { device: 'auto', dtype: 'f16' });
@@ -142,7 +143,10 @@ test('f16 on a WebGPU adapter without shader-f16: auto falls back to the CPU, we
     await auto.dispose();
     return out;
   }, url);
-  if (r.skip) return;
+  if (r.skip) {
+    t.skip(r.skip);
+    return;
+  }
   assert.equal(r.forced, 'WEBGPU_UNAVAILABLE');
   assert.equal(r.device, 'cpu');
   assert.equal(r.dtype, 'f16');

@@ -34,7 +34,8 @@ beforeEach(async () => {
   await page.evaluate(() => window.lcr.ListConRanker.clearCache());
 });
 
-/** Loads `u` in the page: {ok, code, message, phases, fromCache, downloaded, scores}. */
+/** Loads `u` in the page: {ok, code, message, phases, fromCache, cached, persisted, storedDtype,
+ *  downloaded, total, ms, scores}. */
 function load(u, options = {}) {
   return page.evaluate(async ({ u, options }) => {
     const phases = [];
@@ -48,6 +49,7 @@ function load(u, options = {}) {
       const scores = await ranker.computeScore(window.LIST);
       const out = {
         ok: true, phases, scores, fromCache: ranker.fromCache, cached: ranker.cached,
+        persisted: ranker.persisted, storedDtype: ranker.storedDtype,
         downloaded: ranker.downloadedBytes, total: ranker.totalBytes, ms: performance.now() - started,
       };
       await ranker.dispose();
@@ -85,6 +87,10 @@ test('first load downloads and verifies, the second reads only from IndexedDB, a
   assert.ok(first.ok, first.message);
   assert.equal(first.fromCache, false);
   assert.equal(first.downloaded, first.total);
+  assert.equal(first.cached, true);
+  assert.equal(first.storedDtype, 'f32', 'the fixture bundle is converted in f32');
+  // Cached: the browser says whether its storage is persistent (navigator.storage.persisted()).
+  assert.equal(typeof first.persisted, 'boolean', `persisted: ${first.persisted}`);
   for (const phase of ['download:embeddings.safetensors', 'verify:embeddings.safetensors', 'upload:embeddings.safetensors']) {
     assert.ok(first.phases.includes(phase), `${phase} in ${first.phases.join(' ')}`);
   }
@@ -170,6 +176,7 @@ test('a storage quota too small gives QUOTA_EXCEEDED and writes nothing; best-ef
     const best = await load(url, { cache: 'best-effort' });
     assert.ok(best.ok, best.message);
     assert.equal(best.cached, false);
+    assert.equal(best.persisted, null, 'not cached: nothing to be persistent');
     assert.deepEqual(await records(), { versions: [], shards: [] });
   }
 });

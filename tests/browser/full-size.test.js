@@ -59,7 +59,7 @@ function loadAndScore(page, url, dtype) {
     const scored = performance.now();
     const { wasmMemoryBytes } = await ranker.stats();
     const out = {
-      device: ranker.device, adapter: ranker.adapter, fromCache: ranker.fromCache,
+      device: ranker.device, adapter: ranker.adapter, fromCache: ranker.fromCache, storedDtype: ranker.storedDtype,
       downloaded: ranker.downloadedBytes, total: ranker.totalBytes,
       loadMs: loaded - started, firstScoreMs: scored - started,
       memoryAfterLoad: ranker.wasmMemoryBytes, memoryAfterScore: wasmMemoryBytes,
@@ -114,6 +114,7 @@ test('full-size f16 bundle: wasm memory under 512 MB, second load from IndexedDB
 
   for (const run of [first, second]) {
     assert.equal(run.device, 'webgpu');
+    assert.equal(run.storedDtype, 'f16', 'the bundle is converted with --dtype f16');
     assert.ok(run.memoryAfterLoad < 512 * MIB, `wasm memory after load ${run.memoryAfterLoad / MIB} MiB`);
     assert.ok(run.memoryAfterScore < 512 * MIB, `wasm memory after scoring ${run.memoryAfterScore / MIB} MiB`);
     assert.ok(run.scores.flat().every(Number.isFinite));
