@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use listconranker::weights::bundle::{ConvertOptions, Manifest, write_bundle};
+use listconranker::convert::convert as write_bundle;
+use listconranker::weights::bundle::{ConvertOptions, Manifest};
 use listconranker::{LoadOptions, Precision, Reranker};
 
 fn options(max_length: usize) -> LoadOptions {
@@ -137,13 +138,22 @@ fn f16_bundles_are_half_the_size_and_close() {
         weights(&b),
         weights(&a)
     );
-    let ranker = Reranker::load(f16_dir.path(), options(512)).unwrap();
-    let case = &expected(model).compute_score[0];
-    let got = ranker.compute_score(&case.batch).unwrap().concat();
-    let (diff, at) = max_abs_diff(&got, &case.scores.concat());
-    // Weights rounded to f16 (about 3 decimal digits), computed in f32.
-    assert!(diff <= 1e-2, "|diff| {diff} at {at}");
-    assert_same_ranking(&got, &case.scores.concat(), 2e-2, "f16 bundle");
+    // Weights rounded to f16 (about 3 decimal digits), computed in f32: the f16 tolerance of
+    // the golden tests, 5e-3, with the same ranking wherever the reference's scores are more
+    // than 1e-2 apart.
+    let mut worst = 0f64;
+    for case in &expected(model).compute_score {
+        let ranker = Reranker::load(f16_dir.path(), options(case.max_length)).unwrap();
+        let got = ranker.compute_score(&case.batch).unwrap();
+        for (list, (g, e)) in got.iter().zip(&case.scores).enumerate() {
+            let what = format!("f16 bundle {} list {list}", case.name);
+            let (diff, at) = max_abs_diff(g, e);
+            assert!(diff <= 5e-3, "{what}: |diff| {diff:e} at {at}");
+            assert_same_ranking(g, e, 1e-2, &what);
+            worst = worst.max(diff);
+        }
+    }
+    eprintln!("{model} f16 bundle, computed in f32 on the CPU: max |diff| = {worst:e}");
 }
 
 fn load_error(dir: &Path) -> listconranker::Error {
@@ -254,17 +264,27 @@ fn shards_respect_the_size_limit_and_keep_the_scores() {
         "{:?}",
         shards.iter().map(|f| &f.path).collect::<Vec<_>>()
     );
+    let mut over = 0;
     for file in &shards {
-        // Data within the limit (plus the safetensors header), unless one tensor is larger.
-        if file.tensors.len() > 1 {
-            assert!(
-                file.bytes <= limit + 4096,
-                "{} has {} bytes",
-                file.path,
-                file.bytes
-            );
+        // Every shard: data within the limit, unless it is one tensor alone larger than it.
+        let path = dir.path().join(&file.path);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            file.bytes,
+            "{}",
+            file.path
+        );
+        let (_, tensors) = shard_data(&path);
+        assert_eq!(tensors, file.tensors.len(), "{}", file.path);
+        if assert_shard_within(&path, limit) > limit {
+            over += 1;
         }
     }
+    // zh-tiny's word embeddings (21128 x 16 f32, 1.35 MB) are such a tensor.
+    assert!(
+        over >= 1,
+        "no shard holds a tensor over the limit: the case is not exercised"
+    );
     let case = &expected(model).compute_score[0];
     let original = Reranker::load(model_dir(model), options_for(case.max_length)).unwrap();
     let bundle = Reranker::load(dir.path(), options_for(case.max_length)).unwrap();

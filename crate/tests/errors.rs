@@ -1,9 +1,12 @@
 //! Bad input and bad checkpoints give clear errors (with a stable code), never a panic.
+//! The empty-string check compares with the PyTorch reference through the reference venv's
+//! Python: skipped (with a note) without the venv, unless `LCR_REQUIRE_VENV` is set.
 
 mod common;
 
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 
 use common::*;
 use listconranker::{Backend, Error, LoadOptions, Precision, Reranker};
@@ -112,17 +115,64 @@ fn empty_batch_and_lists_without_passages_are_input_errors() {
     );
 }
 
+/// The reference's float64 scores (tests/reference/listconranker_ref.py, run by the venv's
+/// Python) of one list on a fixture model; `None` when the venv is missing (see
+/// `reference_venv`).
+fn reference_scores(model: &str, list: &[&str], max_length: usize) -> Option<Vec<f64>> {
+    const SCRIPT: &str = r#"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+import listconranker_ref as ref
+torch.set_num_threads(1)
+model = ref.load(sys.argv[2], torch.float64)
+print(json.dumps(model.compute_score([json.loads(sys.argv[3])], int(sys.argv[4]))[0]))
+"#;
+    let venv = reference_venv()?;
+    let output = Command::new(venv.join("bin").join("python"))
+        .env("HF_HUB_OFFLINE", "1")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(fixtures().join("../reference"))
+        .arg(model_dir(model))
+        .arg(serde_json::to_string(list).unwrap())
+        .arg(max_length.to_string())
+        .output()
+        .expect("running the reference's Python");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "reference on {model}: {}{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    Some(serde_json::from_str(last).unwrap_or_else(|e| panic!("reference output {last:?}: {e}")))
+}
+
 #[test]
 fn empty_strings_are_scored_like_the_reference() {
-    // The reference tokenizes "" as [CLS] [SEP] and scores it; so does this crate.
-    let ranker = cpu();
-    let scores = ranker.compute_score(&[vec!["", "", "a passage"]]).unwrap();
-    assert_eq!(scores[0].len(), 2);
-    assert!(
-        scores[0]
-            .iter()
-            .all(|s| s.is_finite() && *s > 0.0 && *s < 1.0)
-    );
+    // The reference tokenizes "" as [CLS] [SEP] and scores it; so does this crate: an empty
+    // query with an empty passage gives the reference's scores (f32 on the CPU: 1e-5).
+    let list = ["", "", "a passage"];
+    for model in MODELS {
+        let ranker = load(model, Backend::Cpu, Precision::F32).unwrap();
+        let scores = ranker.compute_score(&[list.to_vec()]).unwrap();
+        assert_eq!(scores[0].len(), 2);
+        assert!(
+            scores[0]
+                .iter()
+                .all(|s| s.is_finite() && *s > 0.0 && *s < 1.0)
+        );
+        let Some(want) = reference_scores(model, &list, 512) else {
+            continue;
+        };
+        let (diff, at) = max_abs_diff(&scores[0], &want);
+        eprintln!("{model}: empty query and passage: max |diff| = {diff:e}");
+        assert!(
+            diff <= 1e-5,
+            "{model}: passage {at} off by {diff:e} (> 1e-5)"
+        );
+    }
 }
 
 #[test]

@@ -44,7 +44,7 @@ struct MetricCase {
 
 fn metrics_of(relevant: &[u8], scores: &[f64], semantics: Semantics) -> RankingMetrics {
     let relevant: Vec<bool> = relevant.iter().map(|&r| r == 1).collect();
-    RankingMetrics::of_query(&relevant, scores, semantics)
+    RankingMetrics::of_query(&relevant, scores, semantics).unwrap()
 }
 
 fn assert_metrics(got: RankingMetrics, want: RankingMetrics, tolerance: f64, what: &str) {
@@ -320,7 +320,9 @@ fn scores_and_figures_match_the_reference() {
             );
         }
         for semantics in [Semantics::Mteb1, Semantics::Mteb2] {
-            let got = mean_metrics(&set.samples, &scores, semantics).percent();
+            let got = mean_metrics(&set.samples, &scores, semantics)
+                .unwrap()
+                .percent();
             let want = expected_figures(&expected, mode.name(), semantics.name());
             assert_metrics(got, want, FIGURE_TOLERANCE, &format!("{mode} {semantics}"));
         }
@@ -435,14 +437,15 @@ fn eval_reads_parquet_and_applies_mteb2_semantics() {
         zstd.to_str().unwrap(),
         "--no-iterative",
         "--semantics",
-        "mteb2",
+        "MTEB2",
     ]);
     assert_eq!(results.len(), 2);
     for r in &results {
         assert_eq!((r.mode.as_str(), r.semantics.as_str()), ("plain", "mteb2"));
         assert_result(r, &expected);
     }
-    // Two data sets: the summary in the card's layout, with their average.
+    // `--semantics` ignores case; two data sets: the summary in the card's layout, with their
+    // average.
     assert!(
         stdout.contains("MAP in the model card's layout"),
         "{stdout}"

@@ -1,5 +1,7 @@
 //! Golden tests: scores of the fixture models against the PyTorch reference's float64 values.
 //! Tolerances: f32 on CPU 1e-5, f32 on wgpu 1e-4, f16 5e-3 with the same ranking.
+//! A device that cannot load (no wgpu adapter, no f16) prints `skipped: ...` and its test
+//! returns, unless `LCR_REQUIRE_DEVICES` is set (tests/run.sh sets it in CI).
 
 mod common;
 

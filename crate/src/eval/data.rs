@@ -1,7 +1,6 @@
 //! Reading one evaluation data set: the file format from its extension, then MTEB's rule of
 //! skipping samples that lack a positive or a negative passage.
 
-use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 use super::sample::Sample;
@@ -43,10 +42,10 @@ pub fn read_data_set(path: &Path, limit: Option<usize>) -> Result<DataSet> {
         }
     }
     if rows == 0 {
-        return Err(invalid_data(path, None, "no samples: the file is empty"));
+        return Err(Error::data(path, None, "no samples: the file is empty"));
     }
     if samples.is_empty() {
-        return Err(invalid_data(
+        return Err(Error::data(
             path,
             None,
             format!("none of its {rows} samples has both a positive and a negative passage"),
@@ -79,18 +78,9 @@ fn read_parquet(path: &Path) -> Result<Box<dyn Iterator<Item = Result<Sample>>>>
 
 #[cfg(not(feature = "parquet"))]
 fn read_parquet(path: &Path) -> Result<Box<dyn Iterator<Item = Result<Sample>>>> {
-    Err(invalid_data(
+    Err(Error::data(
         path,
         None,
         "this build cannot read Parquet (enable the `parquet` feature)",
     ))
-}
-
-/// The error of a bad data file (`row` 1-based, `None` for the whole file).
-pub(crate) fn invalid_data(path: &Path, row: Option<usize>, reason: impl Display) -> Error {
-    Error::InvalidData {
-        file: path.display().to_string(),
-        row,
-        reason: reason.to_string(),
-    }
 }

@@ -7,22 +7,21 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::data::invalid_data;
 use super::sample::Sample;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The samples of `path`, read lazily; each error names the file and its 1-based line.
 pub fn read_samples(path: &Path) -> Result<impl Iterator<Item = Result<Sample>> + use<>> {
     let file =
-        File::open(path).map_err(|e| invalid_data(path, None, format!("cannot open: {e}")))?;
+        File::open(path).map_err(|e| Error::data(path, None, format!("cannot open: {e}")))?;
     let path = path.to_path_buf();
     let lines = BufReader::new(file).split(b'\n').enumerate();
     Ok(lines.filter_map(move |(index, line)| {
         let number = index + 1;
-        let fail = |reason: String| Some(Err(invalid_data(&path, Some(number), reason)));
+        let fail = |reason: String| Error::data(&path, Some(number), reason);
         let line = match line {
             Ok(line) => line,
-            Err(e) => return fail(format!("cannot read: {e}")),
+            Err(e) => return Some(Err(fail(format!("cannot read: {e}")))),
         };
         // A byte-order mark is invisible in editors, so accept one at the start of the file.
         let line = if index == 0 {
@@ -34,55 +33,65 @@ pub fn read_samples(path: &Path) -> Result<impl Iterator<Item = Result<Sample>> 
         if line.is_empty() {
             return None;
         }
-        match serde_json::from_slice::<Value>(line) {
-            Err(e) => fail(format!("invalid JSON ({e})")),
-            Ok(value) => {
-                Some(sample_from_json(&value).map_err(|r| invalid_data(&path, Some(number), r)))
-            }
-        }
+        Some(match serde_json::from_slice::<Value>(line) {
+            Err(e) => Err(fail(format!("invalid JSON ({e})"))),
+            Ok(value) => sample_of(&value, &fail),
+        })
     }))
 }
 
-/// The sample of one parsed line, or why it is not one.
-pub fn sample_from_json(value: &Value) -> std::result::Result<Sample, String> {
+/// The sample of one parsed JSON object. A value that is not one is an `INPUT_INVALID` error
+/// saying what is wrong (the reader of a file reports the same words as `DATA_INVALID`, with
+/// the file and the line).
+pub fn sample_from_json(value: &Value) -> Result<Sample> {
+    sample_of(value, &|reason| Error::input(reason))
+}
+
+/// The sample of `value`; `fail` turns the reason it is not one into the error.
+fn sample_of(value: &Value, fail: &dyn Fn(String) -> Error) -> Result<Sample> {
     let Value::Object(object) = value else {
-        return Err(format!(
+        return Err(fail(format!(
             "expected an object {{\"query\": ..., \"positive\": [...], \"negative\": [...]}}, found {}",
             kind(value)
-        ));
+        )));
     };
     let field = |name: &str| {
         object
             .get(name)
-            .ok_or_else(|| format!("missing field `{name}`"))
+            .ok_or_else(|| fail(format!("missing field `{name}`")))
     };
     let query = match field("query")? {
         Value::String(s) => s.clone(),
-        other => return Err(format!("`query` must be a string, found {}", kind(other))),
+        other => {
+            return Err(fail(format!(
+                "`query` must be a string, found {}",
+                kind(other)
+            )));
+        }
     };
     Ok(Sample {
         query,
-        positive: passages(field("positive")?, "positive")?,
-        negative: passages(field("negative")?, "negative")?,
+        positive: passages(field("positive")?, "positive", fail)?,
+        negative: passages(field("negative")?, "negative", fail)?,
     })
 }
 
-fn passages(value: &Value, name: &str) -> std::result::Result<Vec<String>, String> {
+fn passages(value: &Value, name: &str, fail: &dyn Fn(String) -> Error) -> Result<Vec<String>> {
     let Value::Array(items) = value else {
-        return Err(format!(
+        return Err(fail(format!(
             "`{name}` must be a list of strings, found {}",
             kind(value)
-        ));
+        )));
     };
     items
         .iter()
         .enumerate()
         .map(|(i, item)| match item {
             Value::String(s) => Ok(s.clone()),
-            other => Err(format!(
+            other => Err(fail(format!(
                 "`{name}[{i}]` must be a string, found {}",
                 kind(other)
-            )),
+            ))),
         })
         .collect()
 }
@@ -102,7 +111,7 @@ fn kind(value: &Value) -> &'static str {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> std::result::Result<Sample, String> {
+    fn parse(text: &str) -> Result<Sample> {
         sample_from_json(&serde_json::from_str(text).unwrap())
     }
 
@@ -137,9 +146,13 @@ mod tests {
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err();
+            assert_eq!(err.code(), "INPUT_INVALID", "{err}");
+            let Error::InvalidInput(reason) = err else {
+                unreachable!()
+            };
             assert!(
-                err.starts_with(expected),
-                "{err:?} should start with {expected:?}"
+                reason.starts_with(expected),
+                "{reason:?} should start with {expected:?}"
             );
         }
     }

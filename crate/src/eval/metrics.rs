@@ -5,9 +5,8 @@
 //! scores differently, so the same scores can give different figures.
 
 use std::fmt;
-use std::str::FromStr;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 /// The cut-offs of the reported MRR@k (the model card's columns).
 pub const MRR_CUTOFFS: [usize; 3] = [1, 5, 10];
@@ -15,16 +14,20 @@ pub const MRR_CUTOFFS: [usize; 3] = [1, 5, 10];
 /// trec_eval's `map_cut.1000`: relevant passages ranked below 1000 add nothing.
 const MTEB2_AP_CUTOFF: usize = 1000;
 
-/// How ties between equal scores are resolved.
+/// How ties between equal scores are resolved. On the command line (`cli` feature): `mteb1` or
+/// `mteb2`, the names of [`Semantics::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Semantics {
     /// MTEB 1.x (the model card's figures): AP is scikit-learn's `average_precision_score`,
     /// where tied scores form one threshold; MRR ranks by a stable descending sort, so ties keep
     /// input order (positives come first in C-MTEB lists).
     #[default]
+    #[cfg_attr(feature = "cli", value(name = "mteb1"))]
     Mteb1,
     /// MTEB 2.x (pytrec_eval): AP is trec_eval's `map_cut.1000` and MRR uses the same ranking,
     /// where among equal scores every non-relevant passage ranks before every relevant one.
+    #[cfg_attr(feature = "cli", value(name = "mteb2"))]
     Mteb2,
 }
 
@@ -43,20 +46,6 @@ impl fmt::Display for Semantics {
     }
 }
 
-impl FromStr for Semantics {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "mteb1" => Ok(Semantics::Mteb1),
-            "mteb2" => Ok(Semantics::Mteb2),
-            _ => Err(Error::input(format!(
-                "unknown metric semantics `{s}` (expected mteb1 or mteb2)"
-            ))),
-        }
-    }
-}
-
 /// The metrics of one query, or their means over many, as fractions in [0, 1].
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RankingMetrics {
@@ -70,9 +59,32 @@ pub struct RankingMetrics {
 impl RankingMetrics {
     /// The metrics of one query: `relevant[i]` tells whether passage i is relevant, `scores[i]`
     /// is its score (higher ranks first). A query without a relevant passage scores 0 (MTEB
-    /// skips such queries before they get here).
-    pub fn of_query(relevant: &[bool], scores: &[f64], semantics: Semantics) -> Self {
-        assert_eq!(relevant.len(), scores.len(), "one relevance flag per score");
+    /// skips such queries before they get here). `INPUT_INVALID` when the two lengths differ
+    /// or a score is NaN (which has no rank).
+    pub fn of_query(relevant: &[bool], scores: &[f64], semantics: Semantics) -> Result<Self> {
+        Self::of_named_query(relevant, scores, semantics, "the query")
+    }
+
+    /// [`RankingMetrics::of_query`] whose errors begin with `name` (which query is at fault).
+    pub(crate) fn of_named_query(
+        relevant: &[bool],
+        scores: &[f64],
+        semantics: Semantics,
+        name: &str,
+    ) -> Result<Self> {
+        if relevant.len() != scores.len() {
+            return Err(Error::input(format!(
+                "{name}: {} relevance flags for {} scores (one per passage)",
+                relevant.len(),
+                scores.len()
+            )));
+        }
+        if let Some(i) = scores.iter().position(|s| s.is_nan()) {
+            return Err(Error::input(format!(
+                "{name}: the score of passage {i} is NaN, which cannot be ranked"
+            )));
+        }
+        // From here on: one flag per score, no NaN (the invariant of the functions below).
         let order = ranking(relevant, scores, semantics);
         let ap = match semantics {
             Semantics::Mteb1 => average_precision_over_thresholds(relevant, scores),
@@ -80,12 +92,12 @@ impl RankingMetrics {
         };
         let [mrr_1, mrr_5, mrr_10] =
             MRR_CUTOFFS.map(|k| reciprocal_rank_within(relevant, &order, k));
-        Self {
+        Ok(Self {
             ap,
             mrr_1,
             mrr_5,
             mrr_10,
-        }
+        })
     }
 
     /// The same figures x100, as the model card prints them.
@@ -131,10 +143,13 @@ impl MetricsMean {
     }
 }
 
+// The functions below take what `RankingMetrics::of_named_query` has checked: one relevance
+// flag per score, no NaN score, and an `order` that is a permutation of the passage indices.
+
 /// Passage indices best first. Mteb1: a stable sort by descending score (ties keep input
 /// order). Mteb2: ties put non-relevant passages first (trec_eval orders equal scores by
 /// document id, and MTEB 2's ids make that the pessimistic order).
-pub fn ranking(relevant: &[bool], scores: &[f64], semantics: Semantics) -> Vec<usize> {
+fn ranking(relevant: &[bool], scores: &[f64], semantics: Semantics) -> Vec<usize> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     match semantics {
         Semantics::Mteb1 => order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a])),
@@ -150,7 +165,7 @@ pub fn ranking(relevant: &[bool], scores: &[f64], semantics: Semantics) -> Vec<u
 /// scikit-learn's `average_precision_score`: the sum over distinct score thresholds t, highest
 /// first, of (R_t - R_{t-1}) * P_t, where R and P are recall and precision over every passage
 /// scoring at least t. A block of tied scores is one threshold, so its order does not matter.
-pub fn average_precision_over_thresholds(relevant: &[bool], scores: &[f64]) -> f64 {
+fn average_precision_over_thresholds(relevant: &[bool], scores: &[f64]) -> f64 {
     let total_relevant = relevant.iter().filter(|&&r| r).count();
     if total_relevant == 0 {
         return 0.0;
@@ -161,11 +176,14 @@ pub fn average_precision_over_thresholds(relevant: &[bool], scores: &[f64]) -> f
     let mut start = 0;
     while start < order.len() {
         let threshold = scores[order[start]];
+        // A block holds at least its first passage, so the loop advances even on a score that
+        // equals nothing (NaN, which the caller rejects before).
         let end = start
             + order[start..]
                 .iter()
                 .take_while(|&&i| scores[i] == threshold)
-                .count();
+                .count()
+                .max(1);
         seen += end - start;
         hits += order[start..end].iter().filter(|&&i| relevant[i]).count();
         // As scikit-learn does: recalls are divided first, then differenced.
@@ -179,7 +197,7 @@ pub fn average_precision_over_thresholds(relevant: &[bool], scores: &[f64]) -> f
 
 /// trec_eval's AP of a ranking cut at `cutoff`: the mean over all relevant passages of the
 /// precision at each one's rank, counting 0 for those ranked below the cut-off.
-pub fn average_precision_of_ranking(relevant: &[bool], order: &[usize], cutoff: usize) -> f64 {
+fn average_precision_of_ranking(relevant: &[bool], order: &[usize], cutoff: usize) -> f64 {
     let total_relevant = relevant.iter().filter(|&&r| r).count();
     if total_relevant == 0 {
         return 0.0;
@@ -196,7 +214,7 @@ pub fn average_precision_of_ranking(relevant: &[bool], order: &[usize], cutoff: 
 }
 
 /// 1 / rank of the first relevant passage of `order` if that rank is at most `k`, else 0.
-pub fn reciprocal_rank_within(relevant: &[bool], order: &[usize], k: usize) -> f64 {
+fn reciprocal_rank_within(relevant: &[bool], order: &[usize], k: usize) -> f64 {
     order
         .iter()
         .take(k)
@@ -212,11 +230,42 @@ mod tests {
         v.iter().map(|&x| x == 1).collect()
     }
 
+    #[cfg(feature = "cli")]
     #[test]
     fn semantics_parse_and_print() {
-        assert_eq!("MTEB2".parse::<Semantics>().unwrap(), Semantics::Mteb2);
+        use clap::ValueEnum;
+        // As the command line parses them (`ignore_case`).
+        let parse = |s: &str| Semantics::from_str(s, true);
+        assert_eq!(parse("MTEB2").unwrap(), Semantics::Mteb2);
         assert_eq!(Semantics::Mteb1.to_string(), "mteb1");
-        assert!("trec".parse::<Semantics>().is_err());
+        assert!(parse("trec").is_err());
+        for semantics in Semantics::value_variants() {
+            assert_eq!(parse(semantics.name()).unwrap(), *semantics);
+        }
+    }
+
+    #[test]
+    fn a_nan_score_is_an_error_naming_the_passage() {
+        let relevant = flags(&[1, 0, 0, 1]);
+        let scores = [0.5, f64::NAN, 0.5, 0.2];
+        for semantics in [Semantics::Mteb1, Semantics::Mteb2] {
+            let err = RankingMetrics::of_query(&relevant, &scores, semantics).unwrap_err();
+            assert_eq!(err.code(), "INPUT_INVALID", "{err}");
+            assert!(err.to_string().contains("passage 1 is NaN"), "{err}");
+        }
+        // The tie grouping itself ends on NaN too (it is never given one).
+        let ap = average_precision_over_thresholds(&relevant, &scores);
+        assert!((0.0..=1.0).contains(&ap), "{ap}");
+    }
+
+    #[test]
+    fn mismatched_lengths_are_an_error() {
+        let err = RankingMetrics::of_query(&flags(&[1, 0]), &[0.5], Semantics::Mteb1).unwrap_err();
+        assert_eq!(err.code(), "INPUT_INVALID", "{err}");
+        assert!(
+            err.to_string().contains("2 relevance flags for 1 scores"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -2,19 +2,22 @@
 //! turning the scores into the data set's MAP and MRR@k.
 
 use std::fmt;
-use std::str::FromStr;
 
 use super::metrics::{MetricsMean, RankingMetrics, Semantics};
 use super::sample::Sample;
 use crate::error::{Error, Result};
 use crate::reranker::Reranker;
 
-/// How each sample's list is scored.
+/// How each sample's list is scored. On the command line (`cli` feature): `iterative` or
+/// `plain`, the names of [`Mode::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Mode {
     /// `iterative_inference`, one list at a time (the model card's headline figures).
+    #[cfg_attr(feature = "cli", value(name = "iterative"))]
     Iterative,
     /// `compute_score` over the whole list at once ("w/o Iterative Inference").
+    #[cfg_attr(feature = "cli", value(name = "plain"))]
     Plain,
 }
 
@@ -30,20 +33,6 @@ impl Mode {
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl FromStr for Mode {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "iterative" => Ok(Mode::Iterative),
-            "plain" => Ok(Mode::Plain),
-            _ => Err(Error::input(format!(
-                "unknown mode `{s}` (expected iterative or plain)"
-            ))),
-        }
     }
 }
 
@@ -93,24 +82,44 @@ fn batch_end(samples: &[Sample], start: usize, budget: usize) -> usize {
     end
 }
 
-/// MAP and mean MRR@k of scored samples (fractions; `percent()` gives the card's figures).
+/// MAP and mean MRR@k of scored samples (fractions; `percent()` gives the card's figures):
+/// `scores[i]` holds one score per candidate of `samples[i]`, as [`score_samples`] gives them.
+/// `INPUT_INVALID` when the numbers of lists or of scores do not match or a score is NaN, naming
+/// the sample (its index in `samples` and its query).
 pub fn mean_metrics(
     samples: &[Sample],
     scores: &[Vec<f32>],
     semantics: Semantics,
-) -> RankingMetrics {
-    assert_eq!(samples.len(), scores.len(), "one score list per sample");
+) -> Result<RankingMetrics> {
+    if samples.len() != scores.len() {
+        return Err(Error::input(format!(
+            "{} score lists for {} samples (one per sample)",
+            scores.len(),
+            samples.len()
+        )));
+    }
     let mut mean = MetricsMean::default();
-    for (sample, scores) in samples.iter().zip(scores) {
+    for (i, (sample, scores)) in samples.iter().zip(scores).enumerate() {
         // f32 -> f64 is exact, so ties stay ties.
         let scores: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
-        mean.add(RankingMetrics::of_query(
+        mean.add(RankingMetrics::of_named_query(
             &sample.relevance(),
             &scores,
             semantics,
-        ));
+            &sample_name(i, sample),
+        )?);
     }
-    mean.mean()
+    Ok(mean.mean())
+}
+
+/// `sample 3 (query "...")`, the query cut to its first 40 characters.
+fn sample_name(index: usize, sample: &Sample) -> String {
+    const SHOWN: usize = 40;
+    let mut query: String = sample.query.chars().take(SHOWN).collect();
+    if sample.query.chars().nth(SHOWN).is_some() {
+        query.push_str("...");
+    }
+    format!("sample {index} (query {query:?})")
 }
 
 #[cfg(test)]
@@ -123,6 +132,39 @@ mod tests {
             positive: vec!["p".into()],
             negative: vec!["n".into(); candidates - 1],
         }
+    }
+
+    #[test]
+    fn a_nan_score_is_an_error_naming_the_sample() {
+        let samples = [sample(3), sample(2)];
+        let scores = vec![vec![0.9, 0.1, 0.2], vec![f32::NAN, 0.3]];
+        for semantics in [Semantics::Mteb1, Semantics::Mteb2] {
+            let err = mean_metrics(&samples, &scores, semantics).unwrap_err();
+            assert_eq!(err.code(), "INPUT_INVALID", "{err}");
+            assert!(
+                err.to_string()
+                    .contains("sample 1 (query \"q\"): the score of passage 0 is NaN"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn mismatched_scores_are_an_error_naming_the_sample() {
+        let samples = [sample(3), sample(2)];
+        let err = mean_metrics(&samples, &[vec![0.5; 3]], Semantics::Mteb1).unwrap_err();
+        assert_eq!(err.code(), "INPUT_INVALID", "{err}");
+        assert!(
+            err.to_string().contains("1 score lists for 2 samples"),
+            "{err}"
+        );
+        let err =
+            mean_metrics(&samples, &[vec![0.5; 3], vec![0.5; 3]], Semantics::Mteb1).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("sample 1 (query \"q\"): 2 relevance flags for 3 scores"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Shared helpers of the integration tests: fixture paths, expected values, device choice.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use listconranker::{Backend, LoadOptions, Precision, Reranker};
 use serde::Deserialize;
@@ -54,8 +54,34 @@ pub fn expected(model: &str) -> Expected {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Loads a fixture model; `None` when the backend is missing and not required (wgpu without
-/// an adapter outside CI).
+/// Set (tests/run.sh sets it in CI): every backend and precision the tests try must load, so a
+/// DEVICE_UNAVAILABLE error fails the test instead of skipping it (wgpu f32 and f16 without an
+/// adapter, and f16 on a CPU backend that lacks it).
+pub const REQUIRE_DEVICES: &str = "LCR_REQUIRE_DEVICES";
+
+/// Set (tests/run.sh sets it in CI): the reference venv (`LCR_VENV`, made by
+/// tests/reference/setup.sh) must be there, so the tests that need it fail instead of skipping.
+pub const REQUIRE_VENV: &str = "LCR_REQUIRE_VENV";
+
+/// A test that cannot run here: prints `skipped: <reason>` on stderr (the test then returns
+/// and passes), or fails with the reason when `require` (an environment variable) is set.
+/// Written to the process's stderr directly, not through `eprintln!`, so that the test
+/// harness does not capture it: the skip shows in a plain `cargo test` run.
+pub fn skip_unless_required(require: &str, reason: &str) {
+    use std::io::Write;
+    assert!(
+        std::env::var_os(require).is_none(),
+        "{require} is set, but {reason}"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {reason} (set {require}=1 to make this a failure)"
+    );
+}
+
+/// Loads a fixture model; `None` when the device is unavailable and not required (wgpu without
+/// an adapter, or a precision the device lacks, outside CI): the caller returns, and the reason
+/// has been printed as `skipped: ...`.
 pub fn load(model: &str, backend: Backend, precision: Precision) -> Option<Reranker> {
     let options = LoadOptions {
         backend,
@@ -64,15 +90,34 @@ pub fn load(model: &str, backend: Backend, precision: Precision) -> Option<Reran
     };
     match Reranker::load(model_dir(model), options) {
         Ok(ranker) => Some(ranker),
-        Err(e)
-            if e.code() == "DEVICE_UNAVAILABLE"
-                && std::env::var_os("LCR_REQUIRE_WGPU").is_none() =>
-        {
-            eprintln!("skipping {backend} {precision}: {e}");
+        Err(e) if e.code() == "DEVICE_UNAVAILABLE" => {
+            skip_unless_required(
+                REQUIRE_DEVICES,
+                &format!("{model} on {backend} {precision}: {e}"),
+            );
             None
         }
         Err(e) => panic!("loading {model} on {backend} {precision}: {e}"),
     }
+}
+
+/// The reference's venv: `LCR_VENV`, else where tests/reference/setup.sh puts it by default;
+/// `None` (after printing why, or failing when `LCR_REQUIRE_VENV` is set) when it does not
+/// exist or lacks the reference's packages (its install stamp).
+pub fn reference_venv() -> Option<PathBuf> {
+    let venv = std::env::var_os("LCR_VENV").map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/listconranker-venv"))
+    });
+    let reason = match &venv {
+        None => "LCR_VENV and HOME are not set".to_string(),
+        Some(dir) if !dir.join(".listconranker-requirements.sha256").is_file() => format!(
+            "no complete reference venv at {} (run `bash tests/reference/setup.sh` or set LCR_VENV)",
+            dir.display()
+        ),
+        Some(_) => return venv,
+    };
+    skip_unless_required(REQUIRE_VENV, &reason);
+    None
 }
 
 /// Largest |got - expected| over all values, with the place where it occurs.
@@ -104,4 +149,50 @@ pub fn assert_same_ranking(got: &[f32], expected: &[f64], margin: f64, what: &st
             }
         }
     }
+}
+
+/// A safetensors shard as written: bytes of tensor data (the file less its 8-byte length
+/// prefix and JSON header) and the number of tensors. Reads the header only, and checks that
+/// the file is exactly prefix + header + the tensors' data.
+pub fn shard_data(path: &Path) -> (u64, usize) {
+    use std::io::Read;
+    let what = path.display();
+    let mut file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut prefix = [0u8; 8];
+    file.read_exact(&mut prefix)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let header_len = u64::from_le_bytes(prefix);
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).unwrap_or_else(|e| panic!("{what}: header: {e}"));
+    let mut data = 0u64;
+    let mut tensors = 0usize;
+    for (name, entry) in &header {
+        if name == "__metadata__" {
+            continue;
+        }
+        tensors += 1;
+        let end = entry["data_offsets"][1]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{what}: {name} has no data_offsets"));
+        data = data.max(end);
+    }
+    let size = file.metadata().unwrap().len();
+    assert_eq!(size, 8 + header_len + data, "{what}: size");
+    (data, tensors)
+}
+
+/// Every shard's tensor data is within `limit` bytes, except a shard of one tensor that is
+/// alone larger than `limit` (a tensor is never split). Returns the shard's data bytes.
+pub fn assert_shard_within(path: &Path, limit: u64) -> u64 {
+    let (data, tensors) = shard_data(path);
+    assert!(
+        data <= limit || tensors == 1,
+        "{}: {data} bytes of tensor data in {tensors} tensors, over the limit of {limit} \
+         (only a single tensor larger than the limit may exceed it)",
+        path.display()
+    );
+    data
 }

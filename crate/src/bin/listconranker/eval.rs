@@ -1,11 +1,12 @@
 //! `listconranker eval`: the model card's C-MTEB reranking table (MAP, MRR@1/5/10) for any
 //! model and data files in the C-MTEB reranking format (JSON Lines or Parquet).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressStyle};
+use listconranker::Error;
 use listconranker::eval::{
     DataSet, EvalReport, EvalResult, Mode, Semantics, card_table, mean_metrics, published_for,
     read_data_set, result_table, score_samples,
@@ -33,7 +34,7 @@ pub struct EvalArgs {
     both: bool,
     /// Tie handling of the metrics: mteb1 (scikit-learn AP, stable ranking; the card's) or
     /// mteb2 (trec_eval map_cut.1000, ties ranked non-relevant first).
-    #[arg(long, default_value = "mteb1", value_parser = parse_semantics)]
+    #[arg(long, value_enum, default_value_t = Semantics::Mteb1, ignore_case = true)]
     semantics: Semantics,
     /// Evaluate only the first N samples of each file (samples skipped for lacking a positive or
     /// a negative do not count).
@@ -49,10 +50,6 @@ pub struct EvalArgs {
     json: Option<PathBuf>,
 }
 
-fn parse_semantics(s: &str) -> Result<Semantics, String> {
-    s.parse().map_err(|e: listconranker::Error| e.to_string())
-}
-
 impl EvalArgs {
     fn modes(&self) -> Vec<Mode> {
         if self.both {
@@ -65,14 +62,14 @@ impl EvalArgs {
     }
 }
 
-pub fn run(args: &EvalArgs) -> Result<(), String> {
+pub fn run(args: &EvalArgs) -> Result<(), Error> {
     // Every file is read before the model runs: a bad row in the last file should not surface
     // hours into the run.
     let limit = args.limit.map(|n| n as usize);
     let sets: Vec<DataSet> = args
         .data
         .iter()
-        .map(|path| read_data_set(path, limit).map_err(|e| e.to_string()))
+        .map(|path| read_data_set(path, limit))
         .collect::<Result<_, _>>()?;
     for set in &sets {
         eprintln!(
@@ -91,7 +88,9 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     let mut results: Vec<EvalResult> = Vec::new();
     for set in &sets {
         for mode in args.modes() {
-            let result = evaluate(&ranker, set, mode, args)?;
+            let result = evaluate(&ranker, set, mode, args).inspect_err(|_| {
+                eprintln!("{} ({mode}): evaluation stopped", set.path.display())
+            })?;
             println!("{}", result_table(&result));
             results.push(result);
             if let Some(path) = &args.json {
@@ -111,16 +110,16 @@ fn evaluate(
     set: &DataSet,
     mode: Mode,
     args: &EvalArgs,
-) -> Result<EvalResult, String> {
+) -> Result<EvalResult, Error> {
     let bar = progress_bar(set, mode);
     let started = Instant::now();
     let scores = score_samples(ranker, &set.samples, mode, args.batch_passages, |done| {
         bar.inc(done.len() as u64)
-    })
-    .map_err(|e| format!("{}: {e}", set.path.display()))?;
+    });
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let metrics = mean_metrics(&set.samples, &scores, args.semantics);
+    let scores = scores?;
+    let metrics = mean_metrics(&set.samples, &scores, args.semantics)?;
     let result = EvalResult::new(set, mode, args.semantics, metrics, seconds);
     eprintln!(
         "{} ({mode}): {} queries in {seconds:.1} s, {:.2} queries/s, {:.1} passages/s",
@@ -153,8 +152,8 @@ fn progress_bar(set: &DataSet, mode: Mode) -> ProgressBar {
     bar
 }
 
-fn write_json(path: &PathBuf, results: &[EvalResult]) -> Result<(), String> {
-    let json = serde_json::to_string_pretty(&EvalReport { results })
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::write(path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))
+fn write_json(path: &Path, results: &[EvalResult]) -> Result<(), Error> {
+    let failed = |e: &dyn std::fmt::Display| Error::write_output(path.display(), e);
+    let json = serde_json::to_string_pretty(&EvalReport { results }).map_err(|e| failed(&e))?;
+    std::fs::write(path, json + "\n").map_err(|e| failed(&e))
 }
