@@ -8,26 +8,33 @@
 //! let scores = ranker.compute_score(&[vec!["query", "passage one", "passage two"]])?;
 //! # Ok::<(), listconranker::Error>(())
 //! ```
+//!
+//! Layers, each importing only those below it (`docs/architecture.md`):
+//! shells (`bin/`, `wasm`, `eval`) → api (`reranker`, `convert`) → ranking (`rank`) →
+//! encoding (`encode`) → model (`model`) → tokenize (`tokenize`) → weights (`weights`) →
+//! base (`error`, `config`, `device`).
 
 pub mod config;
+#[cfg(feature = "native")]
+pub mod convert;
 pub mod device;
-mod encode;
+pub mod encode;
 pub mod error;
 #[cfg(feature = "native")]
 pub mod eval;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod model;
 pub mod rank;
 mod reranker;
-#[cfg(feature = "native")]
-mod sentence_encoder;
 pub mod tokenize;
 #[cfg(all(feature = "wasm-bindings", target_arch = "wasm32"))]
 mod wasm;
 pub mod weights;
 pub mod workload;
 
-pub use device::{Backend, Precision};
+pub use device::{Backend, LoadOptions, Placement, Precision};
 pub use error::{Error, Result};
-pub use reranker::{LoadOptions, RankedDocument, Reranker};
 #[cfg(feature = "native")]
-pub use sentence_encoder::SentenceEncoder;
+pub use reranker::SentenceEncoder;
+pub use reranker::{RankedDocument, Reranker};

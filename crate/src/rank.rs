@@ -1,5 +1,5 @@
-//! Backend-free ranking logic: input checks, length-bucketed encoder batches, duplicate
-//! handling and the iterative-inference schedule. Nothing here touches a tensor.
+//! Backend-free ranking logic: list validation, duplicate passages and the iterative-inference
+//! schedule. Nothing here touches a tensor.
 
 use std::collections::HashMap;
 
@@ -17,70 +17,110 @@ pub fn validate_batch<S: AsRef<str>>(batch: &[Vec<S>]) -> Result<()> {
         ));
     }
     for (index, list) in batch.iter().enumerate() {
-        validate_list(list).map_err(|e| Error::input(format!("list {index}: {e}")))?;
+        if let Some(problem) = list_problem(list) {
+            return Err(Error::input(format!("list {index}: {problem}")));
+        }
     }
     Ok(())
 }
 
-pub fn validate_list<S: AsRef<str>>(list: &[S]) -> std::result::Result<(), String> {
+/// Checks that a list holds a query and at least one passage.
+pub fn validate_list<S: AsRef<str>>(list: &[S]) -> Result<()> {
+    match list_problem(list) {
+        Some(problem) => Err(Error::input(problem)),
+        None => Ok(()),
+    }
+}
+
+/// What is wrong with a `[query, passage, ...]` list, if anything (callers add where it is).
+pub fn list_problem<S: AsRef<str>>(list: &[S]) -> Option<&'static str> {
     match list.len() {
-        0 => Err("the list is empty: expected [query, passage, ...]".into()),
-        1 => Err("the list has a query but no passage".into()),
-        _ => Ok(()),
+        0 => Some("the list is empty: expected [query, passage, ...]"),
+        1 => Some("the list has a query but no passage"),
+        _ => None,
     }
 }
 
-/// Distinct texts of a batch, in first-seen order, and for every list the index of each of its
-/// texts in that order. Identical texts are encoded once: their features are identical anyway.
-pub struct UniqueTexts<'a> {
-    pub texts: Vec<&'a str>,
-    pub lists: Vec<Vec<usize>>,
+/// Bytes the list transformer's attention takes per head and (item, item) cell of a list: the
+/// f32 scores, their softmax and its weights (3 x 4 bytes), and the boolean mask (1 byte).
+const LIST_ATTENTION_BYTES_PER_CELL: u64 = 13;
+
+/// Memory the list attention of one scoring pass may take by default: a list's cost grows with
+/// the square of its length, so the default longest list is derived from it.
+pub const DEFAULT_LIST_ATTENTION_BYTES: u64 = 1 << 30;
+
+/// How long lists may be, and how many go through the list transformer together: checked
+/// before anything is tokenized or allocated.
+#[derive(Debug, Clone, Copy)]
+pub struct ListLimits {
+    /// Most passages in one list.
+    pub max_passages: usize,
+    heads: u64,
+    budget_bytes: u64,
 }
 
-impl<'a> UniqueTexts<'a> {
-    pub fn new<S: AsRef<str>>(batch: &'a [Vec<S>]) -> Self {
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        let mut texts = Vec::new();
-        let lists = batch
-            .iter()
-            .map(|list| {
-                list.iter()
-                    .map(|text| {
-                        let text = text.as_ref();
-                        *index.entry(text).or_insert_with(|| {
-                            texts.push(text);
-                            texts.len() - 1
-                        })
-                    })
-                    .collect()
-            })
-            .collect();
-        Self { texts, lists }
-    }
-}
-
-/// Groups texts into encoder batches of similar length: sorted by token count (longest first),
-/// each batch padded to its longest text holds at most `max_tokens` padded tokens (and always at
-/// least one text) and at most `max_texts` texts. Less padding, same numbers: mean pooling
-/// ignores pads.
-pub fn length_batches(lengths: &[usize], max_tokens: usize, max_texts: usize) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
-    let mut batches: Vec<Vec<usize>> = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    for i in order {
-        // Sorted longest first, so the batch's first text sets its padded width.
-        let width = current.first().map_or(lengths[i], |&first| lengths[first]);
-        let fits = (current.len() + 1) * width <= max_tokens && current.len() < max_texts;
-        if !current.is_empty() && !fits {
-            batches.push(std::mem::take(&mut current));
+impl ListLimits {
+    /// Limits for a list transformer with `heads` attention heads: `max_passages`, or the
+    /// longest list whose attention fits [`DEFAULT_LIST_ATTENTION_BYTES`].
+    pub fn new(heads: usize, max_passages: Option<usize>) -> Self {
+        let heads = heads.max(1) as u64;
+        let budget_bytes = DEFAULT_LIST_ATTENTION_BYTES;
+        let cells = budget_bytes / (heads * LIST_ATTENTION_BYTES_PER_CELL);
+        // The list holds the query too.
+        let fitting = ((cells as f64).sqrt() as usize).saturating_sub(1).max(1);
+        Self {
+            max_passages: max_passages.unwrap_or(fitting).max(1),
+            heads,
+            budget_bytes,
         }
-        current.push(i);
     }
-    if !current.is_empty() {
-        batches.push(current);
+
+    /// Bytes of list attention for `lists` lists padded to `len` items.
+    fn attention_bytes(&self, lists: usize, len: usize) -> u64 {
+        (lists as u64)
+            .saturating_mul((len as u64).saturating_pow(2))
+            .saturating_mul(self.heads * LIST_ATTENTION_BYTES_PER_CELL)
     }
-    batches
+
+    /// Every list of `batch` (`[query, passages...]`) within `max_passages`, or an error naming
+    /// the first that is not.
+    pub fn check<S>(&self, batch: &[Vec<S>]) -> Result<()> {
+        match batch
+            .iter()
+            .position(|list| list.len() > self.max_passages + 1)
+        {
+            None => Ok(()),
+            Some(list) => Err(Error::ListTooLong {
+                list,
+                line: None,
+                passages: batch[list].len() - 1,
+                limit: self.max_passages,
+                attention_mib: self.attention_bytes(1, batch[list].len()) >> 20,
+            }),
+        }
+    }
+
+    /// Consecutive groups of lists (by their lengths, query included) to score together: each
+    /// group's padded attention stays within the memory budget, and holds at least one list.
+    pub fn groups(&self, lengths: &[usize]) -> Vec<std::ops::Range<usize>> {
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < lengths.len() {
+            let mut end = start + 1;
+            let mut longest = lengths[start];
+            while end < lengths.len() {
+                let len = longest.max(lengths[end]);
+                if self.attention_bytes(end + 1 - start, len) > self.budget_bytes {
+                    break;
+                }
+                longest = len;
+                end += 1;
+            }
+            groups.push(start..end);
+            start = end;
+        }
+        groups
+    }
 }
 
 /// Gives passages of identical text the exact score of their first occurrence in the list.
@@ -116,20 +156,23 @@ impl IterativeSchedule {
         (!self.remaining.is_empty()).then_some(self.remaining.as_slice())
     }
 
-    /// Records the scores of the round returned by `next_round` (same order).
-    pub fn accept(&mut self, scores: &[f32]) {
-        assert_eq!(
-            scores.len(),
-            self.remaining.len(),
-            "one score per remaining passage"
-        );
+    /// Records the scores of the round returned by `next_round` (same order): one per
+    /// remaining passage, or an error.
+    pub fn accept(&mut self, scores: &[f32]) -> Result<()> {
+        if scores.len() != self.remaining.len() {
+            return Err(Error::input(format!(
+                "iterative inference: {} scores for a round of {} passages",
+                scores.len(),
+                self.remaining.len()
+            )));
+        }
         let offset = self.round as f32;
         if self.remaining.len() <= ITERATIVE_LIST_SIZE {
             for (&idx, &s) in self.remaining.iter().zip(scores) {
                 self.finals[idx] = Some(s + offset);
             }
             self.remaining.clear();
-            return;
+            return Ok(());
         }
         // Ascending, stable: equal scores keep their order in `remaining`.
         let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -146,46 +189,25 @@ impl IterativeSchedule {
         }
         self.remaining = order[k..].iter().map(|&pos| self.remaining[pos]).collect();
         self.round += 1;
+        Ok(())
     }
 
-    /// Final scores in input order (after `next_round` returned `None`).
-    pub fn finish(self) -> Vec<f32> {
-        self.finals
-            .into_iter()
-            .map(|s| s.expect("every passage is scored before the schedule ends"))
-            .collect()
+    /// Final scores in input order, once `next_round` has returned `None`; before that, an
+    /// error naming how many passages are still unscored.
+    pub fn finish(self) -> Result<Vec<f32>> {
+        if !self.remaining.is_empty() {
+            return Err(Error::input(format!(
+                "iterative inference ended with {} passages unscored",
+                self.remaining.len()
+            )));
+        }
+        Ok(self.finals.into_iter().flatten().collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batches_respect_budget_and_cover_every_text() {
-        let lengths = [5, 100, 7, 100, 3, 50];
-        let batches = length_batches(&lengths, 210, 400);
-        assert_eq!(batches, vec![vec![1, 3], vec![5, 2, 0, 4]]);
-        let single = length_batches(&[600], 100, 10);
-        assert_eq!(
-            single,
-            vec![vec![0]],
-            "an over-budget text still gets its own batch"
-        );
-        assert_eq!(
-            length_batches(&[2; 5], 1000, 2).len(),
-            3,
-            "max_texts caps a batch"
-        );
-    }
-
-    #[test]
-    fn unique_texts_map_duplicates_to_one_row() {
-        let batch = vec![vec!["q", "a", "b", "a"], vec!["q2", "b"]];
-        let unique = UniqueTexts::new(&batch);
-        assert_eq!(unique.texts, vec!["q", "a", "b", "q2"]);
-        assert_eq!(unique.lists, vec![vec![0, 1, 2, 1], vec![3, 2]]);
-    }
 
     #[test]
     fn duplicate_scores_take_the_first_occurrence() {
@@ -198,9 +220,9 @@ mod tests {
     fn short_lists_are_scored_in_one_round() {
         let mut schedule = IterativeSchedule::new(3);
         assert_eq!(schedule.next_round(), Some(&[0, 1, 2][..]));
-        schedule.accept(&[0.1, 0.9, 0.5]);
+        schedule.accept(&[0.1, 0.9, 0.5]).unwrap();
         assert!(schedule.next_round().is_none());
-        assert_eq!(schedule.finish(), vec![0.1, 0.9, 0.5]);
+        assert_eq!(schedule.finish().unwrap(), vec![0.1, 0.9, 0.5]);
     }
 
     #[test]
@@ -209,15 +231,15 @@ mod tests {
         let n = 25;
         let mut schedule = IterativeSchedule::new(n);
         let scores: Vec<f32> = (0..n).map(|i| i as f32 / 100.0).collect();
-        schedule.accept(&scores);
+        schedule.accept(&scores).unwrap();
         assert_eq!(
             schedule.next_round().unwrap(),
             &(10..25).collect::<Vec<_>>()[..]
         );
         let second: Vec<f32> = (10..25).map(|i| i as f32 / 100.0).collect();
-        schedule.accept(&second);
+        schedule.accept(&second).unwrap();
         assert!(schedule.next_round().is_none());
-        let finals = schedule.finish();
+        let finals = schedule.finish().unwrap();
         assert_eq!(finals[0], 0.0);
         assert_eq!(finals[9], 0.09);
         assert_eq!(finals[10], 1.10);
@@ -230,9 +252,40 @@ mod tests {
         let mut scores = vec![0.5f32; n];
         scores[0] = 0.1;
         let mut schedule = IterativeSchedule::new(n);
-        schedule.accept(&scores);
+        schedule.accept(&scores).unwrap();
         // All 20 tied scores sit at the cut: everything leaves in round 0.
         assert!(schedule.next_round().is_none());
-        assert!(schedule.finish().iter().all(|&s| s < 1.0));
+        assert!(schedule.finish().unwrap().iter().all(|&s| s < 1.0));
+    }
+
+    #[test]
+    fn misuse_is_an_error_not_a_panic() {
+        let mut schedule = IterativeSchedule::new(3);
+        let e = schedule.accept(&[0.5]).unwrap_err();
+        assert!(e.to_string().contains("1 scores for a round of 3"), "{e}");
+        let e = schedule.finish().unwrap_err();
+        assert!(e.to_string().contains("3 passages unscored"), "{e}");
+        assert_eq!(validate_list(&["q"]).unwrap_err().code(), "INPUT_INVALID");
+    }
+
+    #[test]
+    fn list_limits_follow_the_attention_memory() {
+        // 16 heads (the released model): sqrt(2^30 / (16 * 13)) = 2272 items, 2271 passages.
+        let limits = ListLimits::new(16, None);
+        assert_eq!(limits.max_passages, 2271);
+        let long = vec![vec!["t"; 2273]];
+        let e = limits.check(&long).unwrap_err();
+        assert_eq!(e.code(), "INPUT_INVALID");
+        let text = e.to_string();
+        assert!(
+            text.contains("list 0: 2272 passages") && text.contains("limit of 2271"),
+            "{text}"
+        );
+        assert!(limits.check(&[vec!["t"; 2272]]).is_ok());
+        assert_eq!(ListLimits::new(16, Some(5)).max_passages, 5);
+        // Groups: 1000-item lists take 208 MB each; five fit in 1 GiB, not six.
+        let groups = limits.groups(&[1000; 12]);
+        assert_eq!(groups, vec![0..5, 5..10, 10..12]);
+        assert_eq!(limits.groups(&[3000, 2]), vec![0..1, 1..2]);
     }
 }

@@ -12,9 +12,18 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use crate::error::{Error, Result};
 
+/// Bytes of a text handed to the tokenizer per token of `max_length`: it normalises a whole
+/// text before truncating, so a 60 MB passage would take gigabytes to give 512 tokens. A token
+/// comes from at most a 100-character word (longer words are one `[UNK]`) and the whitespace
+/// before it, so 1024 bytes per token keeps every text whose first `max_length` tokens lie in
+/// its first `max_length` KiB exactly as the reference tokenizes it.
+pub const TEXT_BYTES_PER_TOKEN: usize = 1024;
+
 pub struct TextTokenizer {
     inner: Tokenizer,
     file: String,
+    /// Ids must stay below this (the embedding table's rows), once set by `limit_ids`.
+    id_limit: Option<u32>,
 }
 
 /// The `tokenizer_config.json` fields that shape a BERT tokenizer built from `vocab.txt`.
@@ -57,6 +66,7 @@ impl TextTokenizer {
         Ok(Self {
             inner,
             file: file.into(),
+            id_limit: None,
         })
     }
 
@@ -105,6 +115,7 @@ impl TextTokenizer {
         Ok(Self {
             inner,
             file: file.into(),
+            id_limit: None,
         })
     }
 
@@ -128,13 +139,60 @@ impl TextTokenizer {
         Ok(())
     }
 
-    /// Token ids of each text, `[CLS] ... [SEP]`, truncated as set by `set_max_length`.
+    /// Ties the tokenizer to an embedding table of `rows` rows: every token it knows must
+    /// have a smaller id (checked now, naming the first that does not), and every id it
+    /// produces later is checked too (a post-processor can add ids of its own), so that no
+    /// embedding is ever indexed out of range.
+    pub fn limit_ids(&mut self, rows: usize) -> Result<()> {
+        let limit = u32::try_from(rows).unwrap_or(u32::MAX);
+        let vocab = self.inner.get_vocab(true);
+        if let Some((token, id)) = vocab
+            .iter()
+            .filter(|(_, id)| **id >= limit)
+            .min_by_key(|(_, id)| **id)
+        {
+            return Err(self.error(format!(
+                "token `{token}` has id {id}, outside the model's embedding table (vocab_size {rows})"
+            )));
+        }
+        self.id_limit = Some(limit);
+        Ok(())
+    }
+
+    /// Token ids of each text, `[CLS] ... [SEP]`, truncated as set by `set_max_length`. A text
+    /// that gives no token at all (a tokenizer without the `[CLS] ... [SEP]` post-processor)
+    /// or an id past `limit_ids` is an error, not a sequence the model cannot take.
     pub fn encode_all(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        let cap = self.text_byte_cap();
+        let texts: Vec<&str> = texts.iter().map(|t| cut_at_char(t, cap)).collect();
         let encodings = self
             .inner
-            .encode_batch(texts.to_vec(), true)
+            .encode_batch(texts, true)
             .map_err(|e| self.error(e))?;
-        Ok(encodings.iter().map(|e| e.get_ids().to_vec()).collect())
+        let ids: Vec<Vec<u32>> = encodings.iter().map(|e| e.get_ids().to_vec()).collect();
+        for (index, text_ids) in ids.iter().enumerate() {
+            if text_ids.is_empty() {
+                return Err(self.error(format!(
+                    "text {index} gives no tokens (the tokenizer adds no [CLS] ... [SEP])"
+                )));
+            }
+            if let Some(limit) = self.id_limit
+                && let Some(id) = text_ids.iter().find(|&&id| id >= limit)
+            {
+                return Err(self.error(format!(
+                    "text {index} gives token id {id}, outside the model's embedding table \
+                     (vocab_size {limit})"
+                )));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The most bytes of a text the tokenizer sees: [`TEXT_BYTES_PER_TOKEN`] per token of the
+    /// truncation length.
+    fn text_byte_cap(&self) -> usize {
+        let max_length = self.inner.get_truncation().map_or(512, |t| t.max_length);
+        max_length.saturating_mul(TEXT_BYTES_PER_TOKEN)
     }
 
     fn error(&self, e: impl std::fmt::Display) -> Error {
@@ -145,15 +203,22 @@ impl TextTokenizer {
     }
 }
 
+/// The longest prefix of `text` of at most `max_bytes` bytes that ends on a character boundary.
+fn cut_at_char(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 impl TextTokenizer {
     /// The tokenizer as `tokenizer.json` text (what a web bundle stores).
     pub fn to_json(&self) -> Result<String> {
         self.inner.to_string(false).map_err(|e| self.error(e))
-    }
-
-    /// Number of ids the tokenizer can produce (added tokens included).
-    pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
     }
 }
 
@@ -163,7 +228,7 @@ impl TextTokenizer {
     pub fn from_files(files: &crate::weights::TokenizerFiles) -> Result<Self> {
         use crate::weights::TokenizerFiles;
         let read = |path: &std::path::Path| {
-            std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))
+            std::fs::read_to_string(path).map_err(|e| Error::read_model(path.display(), e))
         };
         match files {
             TokenizerFiles::Json(path) => {

@@ -8,10 +8,9 @@ use burn::tensor::module::embedding;
 use burn::tensor::{Bool, FloatDType, Int, Tensor};
 
 use super::attention::multi_head_attention;
-use super::params::Placement;
+use super::builder::ParamBuilder;
 use crate::config::BertConfig;
 use crate::error::Result;
-use crate::weights::WeightMap;
 
 #[derive(Module, Debug)]
 pub struct BertEmbeddings {
@@ -41,24 +40,18 @@ pub struct BertEncoder {
 }
 
 impl BertEmbeddings {
-    fn load(w: &mut WeightMap, at: &Placement, c: &BertConfig) -> Result<Self> {
-        let p = "bert.embeddings";
+    /// From `embeddings.*`.
+    fn load(p: ParamBuilder, c: &BertConfig) -> Result<Self> {
         let h = c.hidden_size;
         Ok(Self {
-            word: at.embedding(w, &format!("{p}.word_embeddings.weight"), c.vocab_size, h)?,
-            position: at.embedding(
-                w,
-                &format!("{p}.position_embeddings.weight"),
-                c.max_position_embeddings,
-                h,
-            )?,
-            token_type: at.embedding(
-                w,
-                &format!("{p}.token_type_embeddings.weight"),
-                c.type_vocab_size,
-                h,
-            )?,
-            norm: at.layer_norm(w, &format!("{p}.LayerNorm"), h, c.layer_norm_eps)?,
+            word: p.pp("word_embeddings").embedding(c.vocab_size, h)?,
+            position: p
+                .pp("position_embeddings")
+                .embedding(c.max_position_embeddings, h)?,
+            token_type: p
+                .pp("token_type_embeddings")
+                .embedding(c.type_vocab_size, h)?,
+            norm: p.pp("LayerNorm").layer_norm(h, c.layer_norm_eps)?,
         })
     }
 
@@ -74,18 +67,26 @@ impl BertEmbeddings {
 }
 
 impl BertLayer {
-    fn load(w: &mut WeightMap, at: &Placement, c: &BertConfig, index: usize) -> Result<Self> {
-        let p = format!("bert.encoder.layer.{index}");
+    /// From `encoder.layer.N.*`.
+    fn load(p: ParamBuilder, c: &BertConfig) -> Result<Self> {
         let (h, i, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
+        let attention = p.pp("attention");
+        let self_attention = attention.pp("self");
+        let query = self_attention.pp("query").linear(h, h)?;
+        let key = self_attention.pp("key").linear(h, h)?;
+        let value = self_attention.pp("value").linear(h, h)?;
+        let output = attention.pp("output");
+        let attention_output = output.pp("dense").linear(h, h)?;
+        let attention_norm = output.pp("LayerNorm").layer_norm(h, eps)?;
         Ok(Self {
-            query: at.linear(w, &format!("{p}.attention.self.query"), h, h)?,
-            key: at.linear(w, &format!("{p}.attention.self.key"), h, h)?,
-            value: at.linear(w, &format!("{p}.attention.self.value"), h, h)?,
-            attention_output: at.linear(w, &format!("{p}.attention.output.dense"), h, h)?,
-            attention_norm: at.layer_norm(w, &format!("{p}.attention.output.LayerNorm"), h, eps)?,
-            intermediate: at.linear(w, &format!("{p}.intermediate.dense"), h, i)?,
-            output: at.linear(w, &format!("{p}.output.dense"), i, h)?,
-            output_norm: at.layer_norm(w, &format!("{p}.output.LayerNorm"), h, eps)?,
+            query,
+            key,
+            value,
+            attention_output,
+            attention_norm,
+            intermediate: p.pp("intermediate").pp("dense").linear(h, i)?,
+            output: p.pp("output").pp("dense").linear(i, h)?,
+            output_norm: p.pp("output").pp("LayerNorm").layer_norm(h, eps)?,
             heads: c.num_attention_heads,
         })
     }
@@ -107,10 +108,13 @@ impl BertLayer {
 }
 
 impl BertEncoder {
-    pub fn load(w: &mut WeightMap, at: &Placement, c: &BertConfig) -> Result<Self> {
-        let embeddings = BertEmbeddings::load(w, at, c)?;
+    /// From `bert.*` (the canonical keys put the encoder there whatever the file's prefix).
+    pub fn load(p: ParamBuilder, c: &BertConfig) -> Result<Self> {
+        let bert = p.pp("bert");
+        let embeddings = BertEmbeddings::load(bert.pp("embeddings"), c)?;
+        let layer = bert.pp("encoder").pp("layer");
         let layers = (0..c.num_hidden_layers)
-            .map(|i| BertLayer::load(w, at, c, i))
+            .map(|i| BertLayer::load(layer.pp(i), c))
             .collect::<Result<_>>()?;
         Ok(Self { embeddings, layers })
     }

@@ -6,9 +6,8 @@ use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation::{relu, sigmoid};
 
-use super::params::Placement;
+use super::builder::ParamBuilder;
 use crate::error::Result;
-use crate::weights::WeightMap;
 
 #[derive(Module, Debug)]
 pub struct ScoreHeads {
@@ -27,11 +26,12 @@ fn pair_with_query(x: Tensor<3>) -> Tensor<3> {
 }
 
 impl ScoreHeads {
-    pub fn load(w: &mut WeightMap, at: &Placement, dim: usize) -> Result<Self> {
+    /// From `linear_score1.*`, `linear_score2.*`, `linear_score3.*` (top-level in the original).
+    pub fn load(p: ParamBuilder, dim: usize) -> Result<Self> {
         Ok(Self {
-            score1: at.linear(w, "linear_score1", 2 * dim, 1)?,
-            score2: at.linear(w, "linear_score2", 2 * dim, dim)?,
-            score3: at.linear(w, "linear_score3", 2 * dim, dim)?,
+            score1: p.pp("linear_score1").linear(2 * dim, 1)?,
+            score2: p.pp("linear_score2").linear(2 * dim, dim)?,
+            score3: p.pp("linear_score3").linear(2 * dim, dim)?,
         })
     }
 

@@ -8,10 +8,9 @@ use burn::tensor::module::embedding;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use super::attention::multi_head_attention;
-use super::params::Placement;
+use super::builder::ParamBuilder;
 use crate::config::{LIST_LAYER_NORM_EPS, ListConfig};
 use crate::error::Result;
-use crate::weights::WeightMap;
 
 /// Adds a learned tag (1 for the query at position 0, 0 elsewhere, pads included), then
 /// LayerNorm.
@@ -57,10 +56,11 @@ pub fn list_attention_mask(lengths: &[usize], len: usize) -> TensorData {
 }
 
 impl QueryEmbedding {
-    fn load(w: &mut WeightMap, at: &Placement, dim: usize) -> Result<Self> {
+    /// From `query_embedding.*`.
+    fn load(p: ParamBuilder, dim: usize) -> Result<Self> {
         Ok(Self {
-            tags: at.embedding(w, "query_embedding.query_embedding.weight", 2, dim)?,
-            norm: at.layer_norm(w, "query_embedding.layerNorm", dim, LIST_LAYER_NORM_EPS)?,
+            tags: p.pp("query_embedding").embedding(2, dim)?,
+            norm: p.pp("layerNorm").layer_norm(dim, LIST_LAYER_NORM_EPS)?,
         })
     }
 
@@ -75,21 +75,18 @@ impl QueryEmbedding {
 }
 
 impl ListLayer {
-    fn load(w: &mut WeightMap, at: &Placement, c: &ListConfig, index: usize) -> Result<Self> {
-        let p = format!("list_transformer.layers.{index}");
+    /// From `list_transformer.layers.N.*` (a PyTorch `nn.TransformerEncoderLayer`).
+    fn load(p: ParamBuilder, c: &ListConfig) -> Result<Self> {
         let (d, f) = (c.dim, c.ffn);
         let eps = LIST_LAYER_NORM_EPS;
-        let in_proj_keys = [
-            format!("{p}.self_attn.in_proj_weight"),
-            format!("{p}.self_attn.in_proj_bias"),
-        ];
+        let attention = p.pp("self_attn");
         Ok(Self {
-            in_proj: at.linear_from_keys(w, &in_proj_keys, d, 3 * d)?,
-            out_proj: at.linear(w, &format!("{p}.self_attn.out_proj"), d, d)?,
-            linear1: at.linear(w, &format!("{p}.linear1"), d, f)?,
-            linear2: at.linear(w, &format!("{p}.linear2"), f, d)?,
-            norm1: at.layer_norm(w, &format!("{p}.norm1"), d, eps)?,
-            norm2: at.layer_norm(w, &format!("{p}.norm2"), d, eps)?,
+            in_proj: attention.linear_from("in_proj_weight", "in_proj_bias", d, 3 * d)?,
+            out_proj: attention.pp("out_proj").linear(d, d)?,
+            linear1: p.pp("linear1").linear(d, f)?,
+            linear2: p.pp("linear2").linear(f, d)?,
+            norm1: p.pp("norm1").layer_norm(d, eps)?,
+            norm2: p.pp("norm2").layer_norm(d, eps)?,
             heads: c.heads,
         })
     }
@@ -108,11 +105,14 @@ impl ListLayer {
 }
 
 impl ListTransformer {
-    pub fn load(w: &mut WeightMap, at: &Placement, c: &ListConfig) -> Result<Self> {
+    /// From `query_embedding.*` and `list_transformer.layers.N.*` (the original keeps the query
+    /// tag outside the transformer).
+    pub fn load(p: ParamBuilder, c: &ListConfig) -> Result<Self> {
+        let layers = p.pp("list_transformer").pp("layers");
         Ok(Self {
-            query_embedding: QueryEmbedding::load(w, at, c.dim)?,
+            query_embedding: QueryEmbedding::load(p.pp("query_embedding"), c.dim)?,
             layers: (0..c.layers)
-                .map(|i| ListLayer::load(w, at, c, i))
+                .map(|i| ListLayer::load(layers.pp(i), c))
                 .collect::<Result<_>>()?,
         })
     }

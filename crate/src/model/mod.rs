@@ -1,24 +1,39 @@
 //! The ListConRanker network: BERT encoder with mean pooling, `linear_in_embedding`, the
 //! ListTransformer and the score heads. One forward path for every backend and dtype.
+//!
+//! The compute boundary: [`ListConRankerModel::encode`] turns one padded [`TokenBatch`] into
+//! features, [`ListConRankerModel::score_lists`] turns lists of features into scores. Tokenizing,
+//! batching and readback happen above (`encode`, `reranker`).
 
 mod attention;
 mod bert;
+mod builder;
 mod heads;
 mod list_transformer;
-mod params;
+
+use std::cell::RefCell;
 
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::{Device, FloatDType, Int, Tensor};
+use burn::tensor::{FloatDType, Int, Tensor};
 
 pub use bert::BertEncoder;
-pub use heads::ScoreHeads;
-pub use list_transformer::{ListTransformer, list_attention_mask};
-pub use params::Placement;
+pub use builder::ParamBuilder;
+use heads::ScoreHeads;
+use list_transformer::ListTransformer;
 
 use crate::config::{BertConfig, ListConfig, ModelConfig};
+use crate::device::Placement;
 use crate::error::{Error, Result};
 use crate::weights::WeightMap;
+
+/// One padded encoder batch.
+pub struct TokenBatch {
+    /// Token ids, [batch, seq]; padding holds 0.
+    pub ids: Tensor<2, Int>,
+    /// 1.0 on real tokens, 0.0 on padding, [batch, seq], f32.
+    pub real: Tensor<2>,
+}
 
 #[derive(Module, Debug)]
 pub struct ListConRankerModel {
@@ -26,11 +41,15 @@ pub struct ListConRankerModel {
     projection: Linear,
     list: ListTransformer,
     heads: ScoreHeads,
+    /// The float type of the parameters: pooled features are cast to it.
+    #[module(skip)]
+    dtype: FloatDType,
 }
 
 /// Reads the list part's sizes off the checkpoint: D from `linear_in_embedding.weight`
 /// [D, hidden], F from the first layer's `linear1.weight` [F, D], the layer count from the
-/// `list_transformer.layers.N` keys present.
+/// `list_transformer.layers.N` keys present (contiguous from 0; a stray index is left unused
+/// and reported by the load).
 pub fn list_config(w: &WeightMap, bert: &BertConfig) -> Result<ListConfig> {
     let projection = w.shape("linear_in_embedding.weight")?;
     let dim = match projection {
@@ -47,11 +66,19 @@ pub fn list_config(w: &WeightMap, bert: &BertConfig) -> Result<ListConfig> {
     let layers = (0..)
         .take_while(|i| w.contains(&format!("list_transformer.layers.{i}.linear1.weight")))
         .count();
-    if layers == 0 {
-        // Names the first key that the list part must have.
-        w.shape("list_transformer.layers.0.linear1.weight")?;
-    }
-    let ffn = w.shape("list_transformer.layers.0.linear1.weight")?[0];
+    let first_ffn = w.shape("list_transformer.layers.0.linear1.weight")?;
+    let ffn = match first_ffn {
+        [f, d] if *d == dim && *f > 0 => *f,
+        other => {
+            return Err(Error::WrongShape {
+                file: "list_transformer.pt".into(),
+                key: "list_transformer.layers.0.linear1.weight".into(),
+                found: other.to_vec(),
+                expected: vec![0, dim],
+            });
+        }
+    };
+    debug_assert!(layers > 0, "layer 0 was found above");
     let heads = bert.num_attention_heads;
     if dim % heads != 0 {
         return Err(Error::checkpoint(
@@ -68,20 +95,32 @@ pub fn list_config(w: &WeightMap, bert: &BertConfig) -> Result<ListConfig> {
 }
 
 impl ListConRankerModel {
-    /// Builds the model from decoded weights, checking every key's shape and values.
-    pub fn load(mut w: WeightMap, config: &ModelConfig, at: &Placement) -> Result<Self> {
+    /// Builds the model from decoded weights, checking every key's shape and values; a tensor
+    /// of the checkpoint that no module takes is an error (a config that disagrees with the
+    /// weights, a renamed layer), never silently dropped.
+    pub fn load(weights: WeightMap, config: &ModelConfig, at: &Placement) -> Result<Self> {
         let (bert, list) = (&config.bert, &config.list);
-        Ok(Self {
-            encoder: BertEncoder::load(&mut w, at, bert)?,
-            projection: at.linear(&mut w, "linear_in_embedding", bert.hidden_size, list.dim)?,
-            list: ListTransformer::load(&mut w, at, list)?,
-            heads: ScoreHeads::load(&mut w, at, list.dim)?,
-        })
+        let weights = RefCell::new(weights);
+        let p = ParamBuilder::new(&weights, at);
+        let model = Self {
+            encoder: BertEncoder::load(p.clone(), bert)?,
+            projection: p
+                .pp("linear_in_embedding")
+                .linear(bert.hidden_size, list.dim)?,
+            list: ListTransformer::load(p.clone(), list)?,
+            heads: ScoreHeads::load(p, list.dim)?,
+            dtype: at.dtype(),
+        };
+        weights.into_inner().check_all_used()?;
+        Ok(model)
     }
 
-    /// Features of single texts: [batch, seq] token ids and real-token mask → [batch, D].
-    pub fn encode(&self, ids: Tensor<2, Int>, real: Tensor<2>, dtype: FloatDType) -> Tensor<2> {
-        let pooled = self.encoder.forward_pooled(ids, real).cast(dtype);
+    /// Features of single texts: one padded batch → [batch, D] in the model's float type.
+    pub fn encode(&self, batch: TokenBatch) -> Tensor<2> {
+        let pooled = self
+            .encoder
+            .forward_pooled(batch.ids, batch.real)
+            .cast(self.dtype);
         self.projection.forward(pooled)
     }
 
@@ -90,9 +129,5 @@ impl ListConRankerModel {
     pub fn score_lists(&self, features: Tensor<3>, lengths: &[usize]) -> Tensor<2> {
         let after = self.list.forward(features.clone(), lengths);
         self.heads.forward(features, after)
-    }
-
-    pub fn device(&self) -> Device {
-        self.devices().into_iter().next().unwrap_or_default()
     }
 }

@@ -8,10 +8,10 @@ use js_sys::{Error as JsError, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::device::{Backend, Precision, check_precision, open_device_async};
+use crate::device::{Backend, LoadOptions, Placement, Precision};
 use crate::error::Error;
-use crate::model::Placement;
-use crate::reranker::{LoadOptions, Reranker};
+use crate::reranker::Reranker;
+use crate::tokenize::TextTokenizer;
 use crate::weights::bundle::{BundleReader, Manifest};
 
 #[wasm_bindgen]
@@ -73,39 +73,21 @@ impl BundleLoader {
     }
 }
 
-fn parse_backend(device: &str) -> Result<Backend, JsValue> {
-    match device {
-        "cpu" => Ok(Backend::Cpu),
-        "webgpu" => Ok(Backend::Wgpu),
-        other => Err(js_error(
-            "INPUT_INVALID",
-            &format!("unknown device `{other}`"),
-        )),
-    }
-}
-
-fn device_error(backend: Backend, e: Error) -> JsValue {
-    match e.code() {
-        "DEVICE_UNAVAILABLE" if backend == Backend::Wgpu => {
-            js_error("WEBGPU_UNAVAILABLE", &e.to_string())
-        }
-        _ => to_js(e),
-    }
-}
-
-/// Opens `device` (`cpu` or `webgpu`) and checks it computes in `dtype`.
-async fn open_checked(
-    backend: Backend,
-    precision: Precision,
-) -> Result<burn::tensor::Device, JsValue> {
-    let device = open_device_async(backend)
-        .await
-        .map_err(|e| match backend {
-            Backend::Wgpu => js_error("WEBGPU_UNAVAILABLE", &e.to_string()),
-            Backend::Cpu => to_js(e),
-        })?;
-    check_precision(&device, backend, precision).map_err(|e| device_error(backend, e))?;
-    Ok(device)
+/// The device and dtype names the worker passes (the same parser as the CLI's: `cpu`,
+/// `webgpu`/`wgpu`, `f32`, `f16`), opened and checked. A missing or unfit WebGPU is
+/// `WEBGPU_UNAVAILABLE` (the page may fall back to the CPU backend).
+async fn open_placement(
+    device: &str,
+    dtype: &str,
+    max_length: usize,
+) -> Result<Placement, JsValue> {
+    let options = LoadOptions {
+        backend: device.parse::<Backend>().map_err(to_js)?,
+        precision: dtype.parse::<Precision>().map_err(to_js)?,
+        max_length,
+        ..LoadOptions::default()
+    };
+    Placement::open_async(options).await.map_err(to_js)
 }
 
 /// Opens `device` in `dtype` for a loader not yet fed: each file given to it afterwards is
@@ -117,13 +99,8 @@ pub async fn upload_to(
     device: String,
     dtype: String,
 ) -> Result<BundleLoader, JsValue> {
-    let backend = parse_backend(&device)?;
-    let precision: Precision = dtype.parse().map_err(to_js)?;
-    let device = open_checked(backend, precision).await?;
-    loader.reader.upload_to(Placement {
-        device,
-        dtype: precision.float_dtype(),
-    });
+    let placement = open_placement(&device, &dtype, LoadOptions::default().max_length).await?;
+    loader.reader.upload_to(placement);
     Ok(loader)
 }
 
@@ -136,24 +113,12 @@ pub async fn load_ranker(
     dtype: String,
     max_length: u32,
 ) -> Result<WasmRanker, JsValue> {
-    let backend = parse_backend(&device)?;
-    let precision: Precision = dtype.parse().map_err(to_js)?;
     let parts = loader.reader.finish().map_err(to_js)?;
-    let device_handle = open_checked(backend, precision).await?;
-    let options = LoadOptions {
-        backend,
-        precision,
-        max_length: max_length as usize,
-        ..LoadOptions::default()
-    };
-    let ranker = Reranker::from_parts(
-        parts.config,
-        parts.weights,
-        parts.tokenizer,
-        device_handle,
-        options,
-    )
-    .map_err(|e| device_error(backend, e))?;
+    let placement = open_placement(&device, &dtype, max_length as usize).await?;
+    let tokenizer =
+        TextTokenizer::from_json(&parts.tokenizer_json, &parts.tokenizer_file).map_err(to_js)?;
+    let ranker =
+        Reranker::from_parts(parts.config, parts.weights, tokenizer, placement).map_err(to_js)?;
     Ok(WasmRanker {
         inner: Rc::new(ranker),
     })
@@ -215,7 +180,7 @@ impl WasmRanker {
             .map_err(to_js)
     }
 
-    /// Model sizes, as JSON: `{hidden, layers, listDim, vocab}`.
+    /// Model sizes, as JSON: `{hidden, layers, vocab}`.
     pub fn info(&self) -> String {
         let c = self.inner.config();
         serde_json::json!({

@@ -1,3 +1,5 @@
+//! Decoded tensors by canonical key, which the model builders take from.
+
 use std::collections::HashMap;
 
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
@@ -11,7 +13,9 @@ pub struct RawTensor {
     pub data: Vec<f32>,
 }
 
-/// A tensor taken from a [`WeightMap`]: still on the host, or already on the device.
+/// A tensor taken from a [`WeightMap`]: still on the host, already on the device, or only
+/// checked (its values were read, found finite and dropped: validating a bundle without the
+/// memory of the model).
 pub enum Weight {
     Host(RawTensor),
     /// Uploaded flat (in the target float type); `shape` is the checkpoint's own layout.
@@ -19,15 +23,29 @@ pub enum Weight {
         shape: Vec<usize>,
         tensor: Tensor<1>,
     },
+    Checked {
+        shape: Vec<usize>,
+    },
 }
 
 impl Weight {
     fn shape(&self) -> &[usize] {
         match self {
             Weight::Host(raw) => &raw.shape,
-            Weight::Device { shape, .. } => shape,
+            Weight::Device { shape, .. } | Weight::Checked { shape } => shape,
         }
     }
+}
+
+/// Where a loader puts the tensors it decodes.
+#[derive(Clone, Copy)]
+pub enum Destination<'a> {
+    /// Kept on the host (conversion).
+    Host,
+    /// Uploaded to the device as soon as decoded (loading holds one file at a time).
+    Device(&'a crate::device::Placement),
+    /// Checked for finiteness and dropped: only shapes are kept (validation).
+    ShapesOnly,
 }
 
 struct Entry {
@@ -53,16 +71,56 @@ impl WeightMap {
         self.sources.push((prefix.to_string(), file.to_string()));
     }
 
-    pub fn insert(&mut self, key: String, file: &str, tensor: RawTensor) {
+    /// Adds a host tensor. A key that is already there is an error naming both files: two
+    /// sources for one parameter would otherwise be resolved silently by read order.
+    pub fn insert(&mut self, key: String, file: &str, tensor: RawTensor) -> Result<()> {
         let finite = tensor.data.iter().all(|v| v.is_finite());
+        self.add(key, file, finite, Weight::Host(tensor))
+    }
+
+    fn add(&mut self, key: String, file: &str, finite: bool, weight: Weight) -> Result<()> {
+        if let Some(first) = self.entries.get(&key) {
+            return Err(Error::checkpoint(
+                file,
+                format!(
+                    "tensor `{}` is also in {}: a checkpoint holds each tensor once",
+                    display_key(&key),
+                    first.file
+                ),
+            ));
+        }
         self.entries.insert(
             key,
             Entry {
                 file: file.to_string(),
                 finite,
-                weight: Weight::Host(tensor),
+                weight,
             },
         );
+        Ok(())
+    }
+
+    /// Adds `tensor` where `destination` says.
+    pub fn insert_to(
+        &mut self,
+        destination: Destination,
+        key: String,
+        file: &str,
+        tensor: RawTensor,
+    ) -> Result<()> {
+        match destination {
+            Destination::Host => self.insert(key, file, tensor),
+            Destination::Device(at) => {
+                self.insert_uploaded(key, file, tensor, at.device(), at.dtype())
+            }
+            Destination::ShapesOnly => {
+                let finite = tensor.data.iter().all(|v| v.is_finite());
+                let weight = Weight::Checked {
+                    shape: tensor.shape,
+                };
+                self.add(key, file, finite, weight)
+            }
+        }
     }
 
     /// Uploads `tensor` to `device` in `dtype` now (the host copy is dropped), remembering
@@ -74,30 +132,52 @@ impl WeightMap {
         tensor: RawTensor,
         device: &Device,
         dtype: FloatDType,
-    ) {
+    ) -> Result<()> {
         let finite = tensor.data.iter().all(|v| v.is_finite());
         let elements = tensor.data.len();
         let data = TensorData::new(tensor.data, [elements]);
         let uploaded = Tensor::<1>::from_data(data, (device, dtype.into()));
-        self.entries.insert(
-            key,
-            Entry {
-                file: file.to_string(),
-                finite,
-                weight: Weight::Device {
-                    shape: tensor.shape,
-                    tensor: uploaded,
-                },
-            },
-        );
+        let weight = Weight::Device {
+            shape: tensor.shape,
+            tensor: uploaded,
+        };
+        self.add(key, file, finite, weight)
     }
 
     pub fn contains(&self, key: &str) -> bool {
         self.entries.contains_key(key)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    /// Ends a load: every tensor must have been taken by the model. The error lists the ones
+    /// left over (by file), which mean a config that disagrees with the weights (more layers
+    /// than `num_hidden_layers`), a renamed or misnumbered layer, or a foreign checkpoint.
+    pub fn check_all_used(self) -> Result<()> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        let mut unused: Vec<(&str, String)> = self
+            .entries
+            .iter()
+            .map(|(key, entry)| (entry.file.as_str(), display_key(key)))
+            .collect();
+        unused.sort();
+        const SHOWN: usize = 8;
+        let mut names: Vec<String> = unused
+            .iter()
+            .take(SHOWN)
+            .map(|(file, key)| format!("`{key}` ({file})"))
+            .collect();
+        if unused.len() > SHOWN {
+            names.push(format!("and {} more", unused.len() - SHOWN));
+        }
+        Err(Error::checkpoint(
+            unused[0].0,
+            format!(
+                "{} tensor(s) that the model (as config.json describes it) does not use: {}",
+                unused.len(),
+                names.join(", ")
+            ),
+        ))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
@@ -152,7 +232,7 @@ impl WeightMap {
     pub fn take(&mut self, key: &str, expected: &[usize]) -> Result<RawTensor> {
         match self.take_weight(key, expected)? {
             Weight::Host(raw) => Ok(raw),
-            Weight::Device { .. } => Err(Error::checkpoint(
+            Weight::Device { .. } | Weight::Checked { .. } => Err(Error::checkpoint(
                 "checkpoint",
                 format!("tensor `{key}` is already on the device"),
             )),

@@ -9,7 +9,7 @@ mod safetensors_file;
 #[cfg(feature = "native")]
 mod split_layout;
 
-pub use map::{RawTensor, Weight, WeightMap};
+pub use map::{Destination, RawTensor, Weight, WeightMap};
 pub use safetensors_file::read_safetensors;
 #[cfg(feature = "native")]
 pub use split_layout::{

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 pub fn read_pickle(
     path: &Path,
     mut rename: impl FnMut(&str) -> Option<String>,
-    mut sink: impl FnMut(String, RawTensor),
+    mut sink: impl FnMut(String, RawTensor) -> Result<()>,
 ) -> Result<()> {
     let file = path.display().to_string();
     let reader = PytorchReader::new(path)
@@ -38,7 +38,7 @@ pub fn read_pickle(
         let data = decode_to_f32(dtype, &bytes, tensor.num_elements()).ok_or_else(|| {
             Error::checkpoint(&file, format!("tensor `{name}` has the wrong byte size"))
         })?;
-        sink(key, RawTensor { shape, data });
+        sink(key, RawTensor { shape, data })?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ pub fn read_safetensors(
     bytes: &[u8],
     file: &str,
     mut rename: impl FnMut(&str) -> Option<String>,
-    mut sink: impl FnMut(String, RawTensor),
+    mut sink: impl FnMut(String, RawTensor) -> Result<()>,
 ) -> Result<()> {
     let tensors = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::checkpoint(file, format!("not a valid safetensors file: {e}")))?;
@@ -32,7 +32,7 @@ pub fn read_safetensors(
         let data = decode_to_f32(dtype, view.data(), elements).ok_or_else(|| {
             Error::checkpoint(file, format!("tensor `{name}` has the wrong byte size"))
         })?;
-        sink(key, RawTensor { shape, data });
+        sink(key, RawTensor { shape, data })?;
     }
     Ok(())
 }

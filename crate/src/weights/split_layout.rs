@@ -58,7 +58,7 @@ fn first_existing(dir: &Path, names: &[&str], what: &'static str) -> Result<Path
 /// Locates the files of a BERT checkpoint in `dir`.
 pub fn find_encoder_files(dir: &Path) -> Result<EncoderFiles> {
     if !dir.is_dir() {
-        return Err(Error::io(dir.display(), "not a directory"));
+        return Err(Error::read_model(dir.display(), "not a directory"));
     }
     let tokenizer = match first_existing(dir, &["tokenizer.json"], "tokenizer") {
         Ok(json) => TokenizerFiles::Json(json),
@@ -172,10 +172,11 @@ pub struct IndexedTensor {
 impl SafetensorsIndex {
     pub fn open(path: &Path) -> Result<Self> {
         let file = path.display().to_string();
-        let handle = std::fs::File::open(path).map_err(|e| Error::io(&file, e))?;
+        let handle = std::fs::File::open(path).map_err(|e| Error::read_model(&file, e))?;
         // SAFETY: the map is read-only; like every safetensors loader, this assumes the file is
         // not truncated or rewritten while the model loads.
-        let map = unsafe { memmap2::Mmap::map(&handle) }.map_err(|e| Error::io(&file, e))?;
+        let map =
+            unsafe { memmap2::Mmap::map(&handle) }.map_err(|e| Error::read_model(&file, e))?;
         let (header_len, metadata) = SafeTensors::read_metadata(&map)
             .map_err(|e| Error::checkpoint(&file, format!("not a valid safetensors file: {e}")))?;
         let data_start = 8 + header_len;
@@ -274,7 +275,7 @@ pub fn load_encoder_weights(path: &Path, map: &mut WeightMap) -> Result<()> {
     let file = path.display().to_string();
     map.add_source("bert.", &file);
     if path.extension().is_some_and(|ext| ext == "safetensors") {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(&file, e))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::read_model(&file, e))?;
         read_safetensors(&bytes, &file, encoder_key, |k, t| map.insert(k, &file, t))
     } else {
         read_pickle(path, encoder_key, |k, t| map.insert(k, &file, t))
@@ -296,7 +297,8 @@ pub fn load_split_weights(files: &ModelFiles) -> Result<WeightMap> {
         ] {
             map.add_source(prefix, &file);
         }
-        let bytes = std::fs::read(&files.encoder.weights).map_err(|e| Error::io(&file, e))?;
+        let bytes =
+            std::fs::read(&files.encoder.weights).map_err(|e| Error::read_model(&file, e))?;
         read_safetensors(&bytes, &file, merged_key, |k, t| map.insert(k, &file, t))?;
         return Ok(map);
     }

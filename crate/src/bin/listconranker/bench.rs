@@ -9,6 +9,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use listconranker::workload::workload;
+use listconranker::{Error, Result};
 
 use crate::ModelArgs;
 
@@ -33,8 +34,9 @@ pub struct BenchArgs {
     repeat: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Python interpreter with the reference's packages (tests/reference/setup.sh prints its
-    /// venv): runs tests/reference/bench_reference.py on the same workload, in f32 on the CPU.
+    /// Python interpreter with the reference's packages (`<venv>/bin/python`, where
+    /// tests/reference/setup.sh prints the venv): runs tests/reference/bench_reference.py on the
+    /// same workload, in f32 on the CPU.
     #[arg(long)]
     reference: Option<PathBuf>,
     /// Write the results as JSON here.
@@ -95,10 +97,10 @@ fn run_reference(
     python: &Path,
     args: &BenchArgs,
     workload_file: &Path,
-) -> Result<serde_json::Value, String> {
+    out: &Path,
+) -> Result<serde_json::Value> {
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/reference/bench_reference.py");
-    let out = tempfile_path("reference-result.json");
     let mut command = Command::new(python);
     command
         .arg(&script)
@@ -115,42 +117,45 @@ fn run_reference(
         ])
         .args(["--max-length", &args.model.max_length.to_string()])
         .arg("--json")
-        .arg(&out);
+        .arg(out);
     if args.iterative {
         command.arg("--iterative");
     }
     eprintln!("running the PyTorch reference ({})", script.display());
     let status = command
         .status()
-        .map_err(|e| format!("{}: {e}", python.display()))?;
+        .map_err(|e| Error::read_input(python.display(), e))?;
     if !status.success() {
-        return Err(format!("the reference benchmark failed ({status})"));
+        return Err(Error::read_input(
+            script.display(),
+            format!("the reference benchmark failed ({status})"),
+        ));
     }
-    let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", out.display()))
+    let text = std::fs::read_to_string(out).map_err(|e| Error::read_input(out.display(), e))?;
+    serde_json::from_str(&text).map_err(|e| Error::read_input(out.display(), e))
 }
 
-fn tempfile_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("listconranker-bench-{}-{name}", std::process::id()))
+fn write_file(path: &Path, body: &str) -> Result<()> {
+    std::fs::write(path, body).map_err(|e| Error::write_output(path.display(), e))
 }
 
-pub fn run(args: &BenchArgs) -> Result<(), String> {
+pub fn run(args: &BenchArgs) -> Result<()> {
     if args.lists == 0 || args.passages == 0 || args.repeat == 0 {
-        return Err("--lists, --passages and --repeat must be positive".into());
+        return Err(Error::input(
+            "--lists, --passages and --repeat must be positive",
+        ));
     }
     let ranker = args.model.load()?;
     let lists = workload(args.lists, args.passages, args.seed);
     if let Some(path) = &args.workload_out {
-        let body = serde_json::json!({ "lists": lists }).to_string();
-        std::fs::write(path, body).map_err(|e| format!("{}: {e}", path.display()))?;
+        write_file(path, &serde_json::json!({ "lists": lists }).to_string())?;
     }
-    let score = |list: &Vec<String>| -> Result<(), String> {
+    let score = |list: &Vec<String>| -> Result<()> {
         if args.iterative {
             ranker.iterative_inference(list).map(drop)
         } else {
             ranker.compute_score(std::slice::from_ref(list)).map(drop)
         }
-        .map_err(|e| e.to_string())
     };
     for _ in 0..args.warmup {
         lists.iter().try_for_each(score)?;
@@ -179,12 +184,19 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     let reference = match &args.reference {
         None => None,
         Some(python) => {
-            let file = tempfile_path("workload.json");
-            let body = serde_json::json!({ "lists": lists }).to_string();
-            std::fs::write(&file, body).map_err(|e| format!("{}: {e}", file.display()))?;
-            let result = run_reference(python, args, &file);
-            let _ = std::fs::remove_file(&file);
-            Some(result?)
+            // A fresh private directory: fixed names in the shared temp directory could be
+            // planted (a symlink written through, a stale result read as the reference's).
+            let dir = tempfile::Builder::new()
+                .prefix("listconranker-bench-")
+                .tempdir()
+                .map_err(|e| Error::write_output(std::env::temp_dir().display(), e))?;
+            let workload_file = dir.path().join("workload.json");
+            write_file(
+                &workload_file,
+                &serde_json::json!({ "lists": lists }).to_string(),
+            )?;
+            let result_file = dir.path().join("reference-result.json");
+            Some(run_reference(python, args, &workload_file, &result_file)?)
         }
     };
     let reference_tps = reference.as_ref().and_then(|r| r["texts_per_s"].as_f64());
@@ -209,8 +221,10 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     };
     print_table(&report);
     if let Some(path) = &args.json {
-        let body = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        std::fs::write(path, body).map_err(|e| format!("{}: {e}", path.display()))?;
+        write_file(
+            path,
+            &serde_json::to_string_pretty(&report).expect("a report serializes"),
+        )?;
     }
     Ok(())
 }

@@ -6,19 +6,21 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use listconranker::Precision;
-use listconranker::weights::bundle::{ConvertOptions, write_bundle};
+use listconranker::convert::convert;
+use listconranker::weights::bundle::ConvertOptions;
+use listconranker::{Precision, Result};
 
 #[derive(Args)]
 pub struct ConvertArgs {
     /// Checkpoint directory (original split layout, merged single safetensors, or a bundle).
     #[arg(long)]
     model: PathBuf,
-    /// Output directory of the bundle (created if needed; existing files are overwritten).
+    /// Output directory of the bundle. Written beside it first and moved into place when
+    /// complete; an older bundle there is replaced, any other non-empty directory is refused.
     #[arg(long)]
     out: PathBuf,
     /// Float type of the stored weights (f16 halves the download; scores change slightly).
-    #[arg(long, default_value = "f32", value_parser = crate::parse_precision)]
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
     dtype: Precision,
     /// Most bytes per weight shard, in MiB (whole layers per shard where they fit; a single
     /// tensor larger than this gets a shard of its own).
@@ -29,14 +31,14 @@ pub struct ConvertArgs {
     layers_per_shard: Option<usize>,
 }
 
-pub fn run(args: &ConvertArgs) -> Result<(), String> {
+pub fn run(args: &ConvertArgs) -> Result<()> {
     let started = Instant::now();
     let options = ConvertOptions {
         dtype: args.dtype,
         layers_per_shard: args.layers_per_shard.unwrap_or(usize::MAX),
         shard_bytes: args.shard_mb.saturating_mul(1 << 20),
     };
-    let manifest = write_bundle(&args.model, &args.out, &options).map_err(|e| e.to_string())?;
+    let manifest = convert(&args.model, &args.out, &options)?;
     for file in &manifest.files {
         eprintln!(
             "  {:<32} {:>12} bytes  {} tensors",

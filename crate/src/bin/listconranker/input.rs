@@ -1,6 +1,7 @@
 //! JSON Lines input of the `score` command: one list per line, either `[query, passage, ...]`
 //! or `{"query": ..., "passages": [...]}`.
 
+use listconranker::{Error, Result};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -14,9 +15,9 @@ enum ListLine {
 }
 
 /// Parses one input line (1-based `number` for messages) into `[query, passages...]`.
-pub fn parse_list_line(bytes: &[u8], number: usize) -> Result<Vec<String>, String> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| format!("line {number}: not valid UTF-8 ({e})"))?;
+pub fn parse_list_line(bytes: &[u8], number: usize) -> Result<Vec<String>> {
+    let fail = |reason: String| Error::input(format!("line {number}: {reason}"));
+    let text = std::str::from_utf8(bytes).map_err(|e| fail(format!("not valid UTF-8 ({e})")))?;
     let list = match serde_json::from_str::<ListLine>(text) {
         Ok(ListLine::Array(list)) => list,
         Ok(ListLine::Object { query, passages }) => {
@@ -28,10 +29,12 @@ pub fn parse_list_line(bytes: &[u8], number: usize) -> Result<Vec<String>, Strin
                 Err(e) => format!("invalid JSON ({e})"),
                 Ok(_) => "expected [query, passage, ...] or {\"query\": ..., \"passages\": [...]} with strings".into(),
             };
-            return Err(format!("line {number}: {reason}"));
+            return Err(fail(reason));
         }
     };
-    listconranker::rank::validate_list(&list).map_err(|e| format!("line {number}: {e}"))?;
+    if let Some(problem) = listconranker::rank::list_problem(&list) {
+        return Err(fail(problem.into()));
+    }
     Ok(list)
 }
 
@@ -58,6 +61,9 @@ mod tests {
         ];
         for (line, expected) in cases {
             let err = parse_list_line(line, 7).unwrap_err();
+            assert_eq!(err.code(), "INPUT_INVALID");
+            let err = err.to_string();
+            let err = err.strip_prefix("invalid input: ").unwrap_or(&err);
             assert!(
                 err.starts_with(expected),
                 "{err:?} should start with {expected:?}"

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
-use listconranker::{Backend, LoadOptions, Precision, Reranker};
+use listconranker::{Backend, Error, LoadOptions, Precision, Reranker};
 
 #[derive(Parser)]
 #[command(
@@ -49,10 +49,10 @@ pub struct ModelArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// `cpu` (burn's flex backend) or `wgpu` (Vulkan, Metal or DX12).
-    #[arg(long, default_value = "cpu", value_parser = parse_backend)]
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub device: Backend,
     /// `f32`, or `f16` where the device supports it.
-    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub dtype: Precision,
     /// Tokens per text, [CLS] and [SEP] included; longer texts are truncated.
     #[arg(long, default_value_t = 512)]
@@ -60,26 +60,25 @@ pub struct ModelArgs {
     /// Padded tokens per encoder batch (default: 512 on cpu, 8192 on wgpu).
     #[arg(long)]
     pub batch_tokens: Option<usize>,
-}
-
-fn parse_backend(s: &str) -> Result<Backend, String> {
-    s.parse().map_err(|e: listconranker::Error| e.to_string())
-}
-
-fn parse_precision(s: &str) -> Result<Precision, String> {
-    s.parse().map_err(|e: listconranker::Error| e.to_string())
+    /// Most passages in one list (default: the longest list whose list attention fits 1 GiB,
+    /// 2271 for the released model); longer lists are an error.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_passages: Option<u64>,
 }
 
 impl ModelArgs {
-    pub fn load(&self) -> Result<Reranker, String> {
+    pub fn load(&self) -> Result<Reranker, Error> {
         let started = Instant::now();
         let options = LoadOptions {
             backend: self.device,
             precision: self.dtype,
             max_length: self.max_length,
             batch_tokens: self.batch_tokens,
+            max_passages: self
+                .max_passages
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         };
-        let ranker = Reranker::load(&self.model, options).map_err(|e| e.to_string())?;
+        let ranker = Reranker::load(&self.model, options)?;
         eprintln!(
             "loaded {} on {} ({}) in {:.2} s",
             self.model.display(),
@@ -93,18 +92,51 @@ impl ModelArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
+    let result = check_standard_output().and_then(|()| match &cli.command {
         Command::Score(args) => score::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Fetch(args) => fetch::run(args),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
+        Err(error) => {
+            eprintln!("error: {error} [{}]", error.code());
+            ExitCode::from(exit_status(&error))
         }
     }
+}
+
+/// Output that cannot be delivered ends the run instead of being lost.
+/// - A reader that goes away (`listconranker score ... | head`): the default SIGPIPE action ends
+///   the program quietly with the shell's status 141, as it ends any Unix tool (Rust ignores
+///   SIGPIPE, so that every later `println!` would panic instead).
+/// - A closed standard output (`>&-`): Rust's standard streams swallow writes to a closed
+///   descriptor, so scores would vanish with status 0; it is an error before anything runs.
+#[cfg(unix)]
+fn check_standard_output() -> Result<(), Error> {
+    // SAFETY: restoring a signal's default action and asking whether fd 1 is open touch no
+    // memory of this program.
+    let open = unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) != -1
+    };
+    if open {
+        Ok(())
+    } else {
+        Err(Error::write_output("standard output", "it is closed"))
+    }
+}
+
+#[cfg(not(unix))]
+fn check_standard_output() -> Result<(), Error> {
+    Ok(())
+}
+
+/// The one place where errors become exit statuses: 1 for every failed run (the message ends
+/// with the error's stable code, for scripts to tell failures apart); 2 is clap's, for bad
+/// arguments.
+fn exit_status(_error: &Error) -> u8 {
+    1
 }

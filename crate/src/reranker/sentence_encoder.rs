@@ -3,22 +3,21 @@
 
 use std::path::Path;
 
-use burn::tensor::Device;
+use std::cell::RefCell;
 
+use super::bridge::read_floats;
 use crate::config::BertConfig;
-use crate::device::open_device;
-use crate::encode::{encode_in_length_batches, read_floats};
+use crate::device::{LoadOptions, Placement};
+use crate::encode::encode_in_length_batches;
 use crate::error::Result;
-use crate::model::{BertEncoder, Placement};
-use crate::reranker::LoadOptions;
+use crate::model::{BertEncoder, ParamBuilder};
 use crate::tokenize::TextTokenizer;
 use crate::weights::{WeightMap, find_encoder_files, load_encoder_weights};
 
 pub struct SentenceEncoder {
     encoder: BertEncoder,
     tokenizer: TextTokenizer,
-    device: Device,
-    batch_tokens: usize,
+    placement: Placement,
 }
 
 impl SentenceEncoder {
@@ -28,15 +27,17 @@ impl SentenceEncoder {
         let config = BertConfig::from_file(&files.config)?;
         let mut tokenizer = TextTokenizer::from_files(&files.tokenizer)?;
         tokenizer.set_max_length(options.max_length.min(config.max_position_embeddings))?;
+        tokenizer.limit_ids(config.vocab_size)?;
         let mut weights = WeightMap::default();
         load_encoder_weights(&files.weights, &mut weights)?;
-        let device = open_device(options.backend)?;
-        let placement = Placement::checked(device, options.backend, options.precision)?;
+        let placement = Placement::open(options.clone())?;
+        let weights = RefCell::new(weights);
+        let encoder = BertEncoder::load(ParamBuilder::new(&weights, &placement), &config)?;
+        weights.into_inner().check_all_used()?;
         Ok(Self {
-            encoder: BertEncoder::load(&mut weights, &placement, &config)?,
+            encoder,
             tokenizer,
-            device: placement.device,
-            batch_tokens: options.effective_batch_tokens(),
+            placement,
         })
     }
 
@@ -44,10 +45,12 @@ impl SentenceEncoder {
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
         let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
         let ids = self.tokenizer.encode_all(&texts)?;
-        let pooled =
-            encode_in_length_batches(&ids, self.batch_tokens, &self.device, |ids, real| {
-                self.encoder.forward_pooled(ids, real)
-            });
+        let pooled = encode_in_length_batches(
+            &ids,
+            self.placement.options().effective_batch_tokens(),
+            self.placement.device(),
+            |batch| self.encoder.forward_pooled(batch.ids, batch.real),
+        );
         let [_, hidden] = pooled.dims();
         let flat = read_floats(pooled)?;
         Ok(flat.chunks_exact(hidden).map(<[f32]>::to_vec).collect())

@@ -1,53 +1,31 @@
 //! The public reranker: tokenize, encode each distinct text once (length-bucketed batches),
 //! gather the features into padded lists, score them; iterative inference reuses the features
-//! of the first encoding for every round.
+//! of the first encoding for every round. Everything runs through the async path (`bridge`);
+//! the blocking methods wait for it.
+
+mod bridge;
+#[cfg(feature = "native")]
+mod sentence_encoder;
 
 #[cfg(feature = "native")]
 use std::path::Path;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 
 use crate::config::{BertConfig, ModelConfig};
-use crate::device::{Backend, Precision};
-use crate::encode::{block_on, encode_in_length_batches, index_tensor, read_floats_async};
+use crate::device::{LoadOptions, Placement};
+use crate::encode::batching::UniqueTexts;
+use crate::encode::{encode_in_length_batches, index_tensor};
 use crate::error::{Error, Result};
-use crate::model::{ListConRankerModel, Placement, list_config};
+use crate::model::{ListConRankerModel, list_config};
 use crate::rank::{
-    IterativeSchedule, UniqueTexts, unify_duplicate_scores, validate_batch, validate_list,
+    IterativeSchedule, ListLimits, unify_duplicate_scores, validate_batch, validate_list,
 };
 use crate::tokenize::TextTokenizer;
 use crate::weights::WeightMap;
-
-/// How a model is loaded and run.
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    pub backend: Backend,
-    pub precision: Precision,
-    /// Tokens per text, `[CLS]` and `[SEP]` included; longer texts are truncated (default 512).
-    pub max_length: usize,
-    /// Padded tokens per encoder batch; `None` picks the backend's best
-    /// ([`Backend::default_batch_tokens`]).
-    pub batch_tokens: Option<usize>,
-}
-
-impl LoadOptions {
-    pub fn effective_batch_tokens(&self) -> usize {
-        self.batch_tokens
-            .unwrap_or_else(|| self.backend.default_batch_tokens())
-            .max(1)
-    }
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        Self {
-            backend: Backend::Cpu,
-            precision: Precision::F32,
-            max_length: 512,
-            batch_tokens: None,
-        }
-    }
-}
+use bridge::{block_on, read_floats_async};
+#[cfg(feature = "native")]
+pub use sentence_encoder::SentenceEncoder;
 
 /// One document of [`Reranker::rerank`]'s answer.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -61,68 +39,71 @@ pub struct Reranker {
     model: ListConRankerModel,
     tokenizer: TextTokenizer,
     config: ModelConfig,
-    device: Device,
-    options: LoadOptions,
+    placement: Placement,
+    limits: ListLimits,
 }
 
 impl Reranker {
-    /// Loads a checkpoint directory in the original split layout.
+    /// Loads a checkpoint directory in the original split layout (or the merged one).
     /// A directory holding `manifest.json` is read as a web bundle (see `listconranker convert`).
     #[cfg(feature = "native")]
     pub fn load(dir: impl AsRef<Path>, options: LoadOptions) -> Result<Self> {
-        if crate::weights::bundle::is_bundle(dir.as_ref()) {
+        use crate::weights::Destination;
+        use crate::weights::bundle::{is_bundle, read_bundle_dir};
+        let dir = dir.as_ref();
+        if is_bundle(dir) {
             // The device first: each shard is uploaded as soon as it is read.
-            let device = crate::device::open_device(options.backend)?;
-            let placement = Placement::checked(device, options.backend, options.precision)?;
-            let parts =
-                crate::weights::bundle::read_bundle_dir(dir.as_ref(), Some(placement.clone()))?;
-            return Self::from_parts(
-                parts.config,
-                parts.weights,
-                parts.tokenizer,
-                placement.device,
-                options,
-            );
+            let placement = Placement::open(options)?;
+            let parts = read_bundle_dir(dir, Destination::Device(&placement))?;
+            let tokenizer = TextTokenizer::from_json(&parts.tokenizer_json, &parts.tokenizer_file)?;
+            return Self::from_parts(parts.config, parts.weights, tokenizer, placement);
         }
-        let files = crate::weights::find_model_files(dir.as_ref())?;
+        let files = crate::weights::find_model_files(dir)?;
         let bert = BertConfig::from_file(&files.encoder.config)?;
         let tokenizer = TextTokenizer::from_files(&files.encoder.tokenizer)?;
         let weights = crate::weights::load_split_weights(&files)?;
-        let device = crate::device::open_device(options.backend)?;
-        Self::from_parts(bert, weights, tokenizer, device, options)
+        Self::from_parts(bert, weights, tokenizer, Placement::open(options)?)
     }
 
-    /// Builds a reranker from an already-read config, weights and tokenizer (every loader ends
-    /// here).
+    /// Checks that the bundle in `dir` loads, as [`Reranker::load`] would check it (every file,
+    /// tensor, shape and value; the tokenizer against the embedding table; no tensor left
+    /// unused), without placing its weights: memory stays near one shard.
+    #[cfg(feature = "native")]
+    pub fn validate_bundle(dir: &Path) -> Result<()> {
+        use crate::weights::Destination;
+        use crate::weights::bundle::read_bundle_dir;
+        let parts = read_bundle_dir(dir, Destination::ShapesOnly)?;
+        let tokenizer = TextTokenizer::from_json(&parts.tokenizer_json, &parts.tokenizer_file)?;
+        let options = LoadOptions {
+            max_length: parts.config.max_position_embeddings.min(512),
+            ..LoadOptions::default()
+        };
+        let placement = Placement::open(options)?;
+        Self::from_parts(parts.config, parts.weights, tokenizer, placement).map(drop)
+    }
+
+    /// Builds a reranker from an already-read config, weights and tokenizer on an opened
+    /// placement (every loader ends here).
     pub fn from_parts(
         bert: BertConfig,
         weights: WeightMap,
         mut tokenizer: TextTokenizer,
-        device: Device,
-        options: LoadOptions,
+        placement: Placement,
     ) -> Result<Self> {
-        let placement = Placement::checked(device, options.backend, options.precision)?;
-        check_max_length(options.max_length, &bert)?;
-        tokenizer.set_max_length(options.max_length)?;
-        if tokenizer.vocab_size() > bert.vocab_size {
-            return Err(Error::config(
-                "config.json",
-                format!(
-                    "the tokenizer has {} tokens but vocab_size is {}",
-                    tokenizer.vocab_size(),
-                    bert.vocab_size
-                ),
-            ));
-        }
+        let max_length = placement.options().max_length;
+        check_max_length(max_length, &bert)?;
+        tokenizer.set_max_length(max_length)?;
+        tokenizer.limit_ids(bert.vocab_size)?;
         let list = list_config(&weights, &bert)?;
         let config = ModelConfig { bert, list };
         let model = ListConRankerModel::load(weights, &config, &placement)?;
+        let limits = ListLimits::new(config.list.heads, placement.options().max_passages);
         Ok(Self {
             model,
             tokenizer,
             config,
-            device: placement.device,
-            options,
+            placement,
+            limits,
         })
     }
 
@@ -131,14 +112,19 @@ impl Reranker {
     }
 
     pub fn options(&self) -> &LoadOptions {
-        &self.options
+        self.placement.options()
+    }
+
+    /// The longest list (in passages) this reranker takes.
+    pub fn max_passages(&self) -> usize {
+        self.limits.max_passages
     }
 
     /// Changes the truncation length for later calls.
     pub fn set_max_length(&mut self, max_length: usize) -> Result<()> {
         check_max_length(max_length, &self.config.bert)?;
         self.tokenizer.set_max_length(max_length)?;
-        self.options.max_length = max_length;
+        self.placement.set_max_length(max_length);
         Ok(())
     }
 
@@ -160,10 +146,21 @@ impl Reranker {
         batch: &[Vec<S>],
     ) -> Result<Vec<Vec<f32>>> {
         validate_batch(batch)?;
+        self.limits.check(batch)?;
         let unique = UniqueTexts::new(batch);
         let features = self.encode_texts(&unique.texts)?;
-        let flat = read_floats_async(self.score_features(features, &unique.lists)).await?;
-        Ok(split_list_scores(&unique.lists, &flat))
+        let lengths: Vec<usize> = unique.lists.iter().map(Vec::len).collect();
+        let mut scores = Vec::with_capacity(batch.len());
+        // Lists go through the list transformer in groups whose attention fits the budget.
+        for group in self.limits.groups(&lengths) {
+            let lists = &unique.lists[group];
+            let flat = read_floats_async(self.score_features(features.clone(), lists)).await?;
+            scores.extend(split_list_scores(lists, &flat));
+        }
+        if let Some(list) = scores.iter().position(|s| s.iter().any(|v| !v.is_finite())) {
+            return Err(Error::NonFiniteScore { list, line: None });
+        }
+        Ok(scores)
     }
 
     /// Iterative inference over one `[query, passage, ...]` list (for lists longer than about
@@ -176,8 +173,9 @@ impl Reranker {
 
     /// [`Self::iterative_inference`] with asynchronous readbacks (wasm32).
     pub async fn iterative_inference_async<S: AsRef<str>>(&self, list: &[S]) -> Result<Vec<f32>> {
-        validate_list(list).map_err(Error::input)?;
+        validate_list(list)?;
         let batch = [list.iter().map(AsRef::as_ref).collect::<Vec<&str>>()];
+        self.limits.check(&batch)?;
         let unique = UniqueTexts::new(&batch);
         let ids = &unique.lists[0];
         let features = self.encode_texts(&unique.texts)?;
@@ -188,10 +186,16 @@ impl Reranker {
                 .collect();
             let scores = self.score_features(features.clone(), std::slice::from_ref(&round));
             let mut scores = read_floats_async(scores).await?;
+            if scores.iter().any(|v| !v.is_finite()) {
+                return Err(Error::NonFiniteScore {
+                    list: 0,
+                    line: None,
+                });
+            }
             unify_duplicate_scores(&round[1..], &mut scores);
-            schedule.accept(&scores);
+            schedule.accept(&scores)?;
         }
-        Ok(schedule.finish())
+        schedule.finish()
     }
 
     /// Documents sorted by score, best first (fastembed's `rerank`), through iterative
@@ -220,12 +224,11 @@ impl Reranker {
     /// Features [texts.len(), D] of each text alone, rows in `texts` order.
     fn encode_texts(&self, texts: &[&str]) -> Result<Tensor<2>> {
         let ids = self.tokenizer.encode_all(texts)?;
-        let dtype = self.options.precision.float_dtype();
         Ok(encode_in_length_batches(
             &ids,
-            self.options.effective_batch_tokens(),
-            &self.device,
-            |ids, real| self.model.encode(ids, real, dtype),
+            self.options().effective_batch_tokens(),
+            self.placement.device(),
+            |batch| self.model.encode(batch),
         ))
     }
 
@@ -240,7 +243,7 @@ impl Reranker {
             .flat_map(|list| (0..len).map(move |i| list.get(i).copied().unwrap_or(0) as i64))
             .collect();
         let stacked = features
-            .select(0, index_tensor(gather, &self.device))
+            .select(0, index_tensor(gather, self.placement.device()))
             .reshape([lists.len(), len, dim]);
         let lengths: Vec<usize> = lists.iter().map(Vec::len).collect();
         self.model.score_lists(stacked, &lengths)

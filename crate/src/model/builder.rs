@@ -1,0 +1,118 @@
+//! Building burn parameters from a [`WeightMap`] through key prefixes, as candle's
+//! `VarBuilder::pp` does: each loader asks its builder for `pp("attention").pp("self")` and then
+//! for `linear(..)`, so the loaders mirror the checkpoint's module tree and no key is spelt out
+//! with `format!`. Every tensor is taken out of the map (checked for shape and finiteness), so
+//! what is left afterwards was never used.
+//!
+//! PyTorch stores Linear weights as [out, in]; burn's `Linear` multiplies by [in, out], so
+//! weights are transposed on the device.
+
+use std::cell::RefCell;
+use std::fmt::Display;
+
+use burn::module::Param;
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::{Shape, Tensor, TensorData};
+
+use crate::device::Placement;
+use crate::error::Result;
+use crate::weights::{Weight, WeightMap};
+
+/// Takes the tensors under one key prefix out of a [`WeightMap`] and places them. Builders of
+/// sub-modules share the map (a `RefCell`: one loader runs at a time), so a loader can hold
+/// several of them, as the module tree has several children.
+#[derive(Clone)]
+pub struct ParamBuilder<'a> {
+    weights: &'a RefCell<WeightMap>,
+    at: &'a Placement,
+    prefix: String,
+}
+
+impl<'a> ParamBuilder<'a> {
+    /// A builder at the root of the canonical key tree.
+    pub fn new(weights: &'a RefCell<WeightMap>, at: &'a Placement) -> Self {
+        Self {
+            weights,
+            at,
+            prefix: String::new(),
+        }
+    }
+
+    /// The builder of the sub-module `name` (`prefix.name`).
+    pub fn pp(&self, name: impl Display) -> ParamBuilder<'a> {
+        ParamBuilder {
+            prefix: self.key(name),
+            weights: self.weights,
+            at: self.at,
+        }
+    }
+
+    fn key(&self, name: impl Display) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// The tensor `name` of `shape`, on the device in the model's float type.
+    pub fn tensor<const D: usize>(&self, name: &str, shape: &[usize]) -> Result<Tensor<D>> {
+        let weight = self
+            .weights
+            .borrow_mut()
+            .take_weight(&self.key(name), shape)?;
+        Ok(match weight {
+            Weight::Host(raw) => {
+                let data = TensorData::new(raw.data, raw.shape);
+                Tensor::from_data(data, (self.at.device(), self.at.dtype().into()))
+            }
+            Weight::Device { shape, tensor } => tensor.reshape(Shape::from(shape)),
+            // Validation only: the model is built to check every key and shape, never run.
+            Weight::Checked { .. } => {
+                let data = TensorData::new(vec![0f32], [1; D]);
+                Tensor::from_data(data, (self.at.device(), self.at.dtype().into()))
+            }
+        })
+    }
+
+    /// `weight` [out, in] and `bias` [out] as a burn `Linear`.
+    pub fn linear(&self, d_in: usize, d_out: usize) -> Result<Linear> {
+        self.linear_from("weight", "bias", d_in, d_out)
+    }
+
+    /// A Linear whose tensors are not called `weight` / `bias` (PyTorch attention's packed
+    /// `in_proj_weight` / `in_proj_bias`).
+    pub fn linear_from(
+        &self,
+        weight: &str,
+        bias: &str,
+        d_in: usize,
+        d_out: usize,
+    ) -> Result<Linear> {
+        // Transposed on the device whether the loader uploaded it already or not, so that every
+        // layout computes exactly alike.
+        let weight = self.tensor::<2>(weight, &[d_out, d_in])?.transpose();
+        let bias = self.tensor::<1>(bias, &[d_out])?;
+        Ok(Linear {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(bias)),
+        })
+    }
+
+    /// `weight` / `bias` of a LayerNorm over `dim` features.
+    pub fn layer_norm(&self, dim: usize, eps: f64) -> Result<LayerNorm> {
+        let mut norm = LayerNormConfig::new(dim)
+            .with_epsilon(eps)
+            .init(self.at.device());
+        norm.gamma = Param::from_tensor(self.tensor("weight", &[dim])?);
+        norm.beta = Some(Param::from_tensor(self.tensor("bias", &[dim])?));
+        Ok(norm)
+    }
+
+    /// `weight` [rows, dim] of an embedding table.
+    pub fn embedding(&self, rows: usize, dim: usize) -> Result<Embedding> {
+        Ok(Embedding {
+            weight: Param::from_tensor(self.tensor("weight", &[rows, dim])?),
+        })
+    }
+}
