@@ -1,7 +1,9 @@
-//! `listconranker fetch` against a local stand-in for the Hugging Face hub: a std TcpListener
-//! in a thread serving the fixture models as `test-org/{fixture}` under
-//! `/{repo}/resolve/{revision}/{file}` (Range requests included), that can drop the connection
-//! halfway through model.safetensors.
+//! `listconranker fetch` and `listconranker::hub` against a local stand-in for the Hugging Face
+//! hub: a std TcpListener on 127.0.0.1 in a thread, serving the fixture models as
+//! `test-org/{fixture}` with the hub's URL layout and headers (`X-Repo-Commit`, `ETag`, and for
+//! LFS files a 302 to a CDN path with `X-Linked-Etag` = sha256 and `X-Linked-Size`), Range
+//! requests included, that can drop the connection halfway through model.safetensors or ignore
+//! ranges.
 
 mod common;
 
@@ -13,14 +15,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::*;
+use listconranker::hub::{FetchEvent, FetchOptions, Hub as HubClient};
+use sha2::{Digest, Sha256};
 
 const REPO: &str = "test-org/zh-tiny";
+/// What `main` and the tag `v1` resolve to.
+const MAIN_COMMIT: &str = "4f2c8c6b2e0d6a6b5b8e6c1f0a9d3e7b2c1d0e9f";
+const V1_COMMIT: &str = "0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a";
 const WEIGHTS: [&str; 3] = [
     "model.safetensors",
     "linear_in_embedding.pt",
     "list_transformer.pt",
 ];
-
 #[derive(Default)]
 struct Options {
     /// Answer the hub API's listing (otherwise 404, and the client probes file names).
@@ -29,6 +35,8 @@ struct Options {
     drop_once: AtomicBool,
     /// Answer Range requests with 200 and the whole file.
     ignore_range: bool,
+    /// No X-Repo-Commit header (a plain mirror).
+    no_commit: bool,
 }
 
 struct Hub {
@@ -38,22 +46,29 @@ struct Hub {
 }
 
 impl Hub {
+    /// The hub, and its CDN on another port (another origin, as the hub's CDN is another
+    /// host: clients stop there for the hub's headers and send no token).
     fn start(options: Options) -> Hub {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let cdn = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        let cdn_port = cdn.local_addr().unwrap().port();
         let log = Arc::new(Mutex::new(Vec::new()));
         let options = Arc::new(options);
-        let server_log = log.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let log = server_log.clone();
-                let options = options.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(stream, &options, &log);
-                });
-            }
-        });
+        for listener in [listener, cdn] {
+            let log = log.clone();
+            let options = options.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    let log = log.clone();
+                    let options = options.clone();
+                    std::thread::spawn(move || {
+                        let _ = serve(stream, &options, &log, cdn_port);
+                    });
+                }
+            });
+        }
         Hub { port, log }
     }
 
@@ -83,10 +98,44 @@ fn respond(
     stream.flush()
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Files the hub keeps in LFS (its HEAD and GET redirect to the CDN).
+fn is_lfs(name: &str) -> bool {
+    [".safetensors", ".pt", ".bin"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+/// The ETag the hub sends for a file: an LFS file's sha256; for others the git blob sha1 (here
+/// a stand-in of the same shape).
+fn etag(name: &str, bytes: &[u8]) -> String {
+    let sha = sha256_hex(bytes);
+    if is_lfs(name) {
+        sha
+    } else {
+        sha[..40].to_string()
+    }
+}
+
+fn commit_of(revision: &str) -> Option<&'static str> {
+    match revision {
+        "main" | MAIN_COMMIT => Some(MAIN_COMMIT),
+        "v1" | V1_COMMIT => Some(V1_COMMIT),
+        _ => None,
+    }
+}
+
 fn serve(
     mut stream: TcpStream,
     options: &Options,
     log: &Mutex<Vec<String>>,
+    cdn_port: u16,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
@@ -114,10 +163,25 @@ fn serve(
         auth.as_deref().unwrap_or("-")
     ));
     let head_only = method == "HEAD";
-    let fixture = model_dir("zh-tiny");
+    let not_found = |stream: &mut TcpStream| {
+        let body = b"Entry not found";
+        respond(
+            stream,
+            "404 Not Found",
+            &[format!("Content-Length: {}", body.len())],
+            body,
+        )
+    };
 
-    if path == format!("/api/models/{REPO}/revision/main") && options.listing {
-        let mut names: Vec<String> = std::fs::read_dir(&fixture)
+    // The hub API's repository listing.
+    if let Some(revision) = path
+        .strip_prefix(&format!("/api/models/{REPO}/revision/"))
+        .filter(|_| options.listing)
+    {
+        let Some(commit) = commit_of(revision) else {
+            return not_found(&mut stream);
+        };
+        let mut names: Vec<String> = std::fs::read_dir(model_dir("zh-tiny"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
@@ -126,35 +190,91 @@ fn serve(
             .iter()
             .map(|n| serde_json::json!({"rfilename": n}))
             .collect();
-        let body = serde_json::json!({"id": REPO, "siblings": siblings}).to_string();
+        let body = serde_json::json!({"id": REPO, "sha": commit, "siblings": siblings}).to_string();
         let headers = [
             format!("Content-Length: {}", body.len()),
             "Content-Type: application/json".into(),
         ];
-        return respond(
+        let body = if head_only { &b""[..] } else { body.as_bytes() };
+        return respond(&mut stream, "200 OK", &headers, body);
+    }
+
+    // The CDN behind the hub's LFS redirects: bytes only, none of the hub's headers.
+    if let Some(rest) = path.strip_prefix("/cdn/") {
+        let Some((model, name)) = rest.split_once('/') else {
+            return not_found(&mut stream);
+        };
+        let file = model_dir(model).join(name);
+        if !MODELS.contains(&model) || !file.is_file() {
+            return not_found(&mut stream);
+        }
+        let bytes = std::fs::read(&file)?;
+        let headers = vec![format!("ETag: \"cdn-{}\"", &sha256_hex(&bytes)[..16])];
+        return send_file(
             &mut stream,
-            "200 OK",
-            &headers,
-            if head_only { b"" } else { body.as_bytes() },
+            options,
+            name,
+            &bytes,
+            range,
+            head_only,
+            headers,
         );
     }
 
-    let file = path
-        .strip_prefix("/test-org/")
-        .and_then(|rest| rest.split_once("/resolve/main/"))
-        .filter(|(model, name)| MODELS.contains(model) && !name.contains('/') && !name.is_empty())
-        .map(|(model, name)| model_dir(model).join(name))
-        .filter(|p| p.is_file());
-    let Some(file) = file else {
-        let body = b"Entry not found";
-        return respond(
-            &mut stream,
-            "404 Not Found",
-            &[format!("Content-Length: {}", body.len())],
-            body,
-        );
+    // /{org}/{model}/resolve/{revision}/{file}
+    let resolved = path.strip_prefix("/test-org/").and_then(|rest| {
+        let (model, rest) = rest.split_once("/resolve/")?;
+        let (revision, name) = rest.split_once('/')?;
+        let revision = revision.replace("%2F", "/");
+        let commit = commit_of(&revision)?;
+        let file = model_dir(model).join(name);
+        (MODELS.contains(&model) && !name.contains('/') && !name.is_empty() && file.is_file())
+            .then(|| (model.to_string(), name.to_string(), commit, file))
+    });
+    let Some((model, name, commit, file)) = resolved else {
+        return not_found(&mut stream);
     };
     let bytes = std::fs::read(&file)?;
+    let mut headers = Vec::new();
+    if !options.no_commit {
+        headers.push(format!("X-Repo-Commit: {commit}"));
+    }
+    let tag = etag(&name, &bytes);
+    if is_lfs(&name) {
+        let location = format!("http://127.0.0.1:{cdn_port}/cdn/{model}/{name}");
+        let body = format!("Found. Redirecting to {location}");
+        headers.extend([
+            format!("Location: {location}"),
+            format!("X-Linked-Etag: \"{tag}\""),
+            format!("X-Linked-Size: {}", bytes.len()),
+            format!("ETag: \"{tag}\""),
+            format!("Content-Length: {}", body.len()),
+        ]);
+        let body = if head_only { "" } else { body.as_str() };
+        return respond(&mut stream, "302 Found", &headers, body.as_bytes());
+    }
+    headers.push(format!("ETag: \"{tag}\""));
+    send_file(
+        &mut stream,
+        options,
+        &name,
+        &bytes,
+        range,
+        head_only,
+        headers,
+    )
+}
+
+/// A file's bytes (or its headers for HEAD), honouring Range, dropping the connection once.
+fn send_file(
+    stream: &mut TcpStream,
+    options: &Options,
+    name: &str,
+    bytes: &[u8],
+    range: Option<String>,
+    head_only: bool,
+    mut headers: Vec<String>,
+) -> std::io::Result<()> {
     let len = bytes.len();
     let start = range
         .as_deref()
@@ -164,7 +284,7 @@ fn serve(
         .map(|n| n.parse::<usize>().unwrap());
     match start {
         Some(start) if start >= len => respond(
-            &mut stream,
+            stream,
             "416 Range Not Satisfiable",
             &[
                 format!("Content-Range: bytes */{len}"),
@@ -173,29 +293,25 @@ fn serve(
             b"",
         ),
         Some(start) => {
-            let headers = [
-                format!("Content-Length: {}", len - start),
-                format!("Content-Range: bytes {start}-{}/{len}", len - 1),
-            ];
+            headers.push(format!("Content-Length: {}", len - start));
+            headers.push(format!("Content-Range: bytes {start}-{}/{len}", len - 1));
             respond(
-                &mut stream,
+                stream,
                 "206 Partial Content",
                 &headers,
                 if head_only { b"" } else { &bytes[start..] },
             )
         }
         None => {
-            let headers = [format!("Content-Length: {len}")];
+            headers.push(format!("Content-Length: {len}"));
             if head_only {
-                return respond(&mut stream, "200 OK", &headers, b"");
+                return respond(stream, "200 OK", &headers, b"");
             }
-            if path.ends_with("/model.safetensors")
-                && options.drop_once.swap(false, Ordering::SeqCst)
-            {
-                let _ = respond(&mut stream, "200 OK", &headers, &bytes[..len / 2]);
+            if name == "model.safetensors" && options.drop_once.swap(false, Ordering::SeqCst) {
+                let _ = respond(stream, "200 OK", &headers, &bytes[..len / 2]);
                 return stream.shutdown(Shutdown::Both);
             }
-            respond(&mut stream, "200 OK", &headers, &bytes)
+            respond(stream, "200 OK", &headers, bytes)
         }
     }
 }
@@ -208,6 +324,10 @@ fn fetch(hub: &Hub, home: &Path, args: &[&str], token: Option<&str>) -> Output {
         .env("HF_HOME", home)
         .env("HF_ENDPOINT", hub.endpoint())
         .env_remove("HF_TOKEN")
+        .env_remove("HF_TOKEN_PATH")
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HUGGINGFACE_HUB_CACHE")
+        .env_remove("HF_HUB_OFFLINE")
         .stdin(Stdio::null());
     if let Some(token) = token {
         command.env("HF_TOKEN", token);
@@ -225,8 +345,32 @@ fn printed_dir(output: &Output) -> PathBuf {
     PathBuf::from(stdout.trim())
 }
 
+/// A failed run: exit status 1, the error's code and every one of `words` in its message,
+/// nothing on stdout.
+fn assert_failed(output: &Output, code: &str, words: &[&str]) {
+    let message = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains(code), "code {code}: {message}");
+    for word in words {
+        assert!(message.contains(word), "{word:?} in: {message}");
+    }
+    assert!(
+        output.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+fn repo_dir(home: &Path) -> PathBuf {
+    home.join("hub/models--test-org--zh-tiny")
+}
+
 fn snapshot(home: &Path) -> PathBuf {
-    home.join("hub/models--test-org--zh-tiny/snapshots/main")
+    repo_dir(home).join("snapshots").join(MAIN_COMMIT)
+}
+
+fn fixture_bytes(model: &str, name: &str) -> Vec<u8> {
+    std::fs::read(model_dir(model).join(name)).unwrap()
 }
 
 /// Every file of the zh-tiny fixture arrived byte for byte, and nothing else is left in `dir`.
@@ -252,6 +396,46 @@ fn assert_same_files_as(dir: &Path, model: &str) {
         let b = std::fs::read(dir.join(&name)).unwrap();
         assert!(a == b, "{name:?} differs from the fixture");
     }
+}
+
+/// The cache as huggingface_hub lays it out: each snapshot file a relative symlink to
+/// `../../blobs/{etag}` (an LFS file's sha256), `refs/{revision}` holding the commit, no
+/// `.incomplete` blob left.
+fn assert_hub_layout(home: &Path, model: &str, revision: &str, commit: &str) {
+    let repo = home.join(format!("hub/models--test-org--{model}"));
+    let snap = repo.join("snapshots").join(commit);
+    if revision != commit {
+        let stored = std::fs::read_to_string(repo.join("refs").join(revision)).unwrap();
+        assert_eq!(stored, commit, "refs/{revision}");
+    }
+    for entry in std::fs::read_dir(&snap).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let target = std::fs::read_link(entry.path())
+            .unwrap_or_else(|e| panic!("{name} is not a symlink: {e}"));
+        let bytes = fixture_bytes(model, &name);
+        assert_eq!(
+            target,
+            Path::new("../../blobs").join(etag(&name, &bytes)),
+            "{name}'s link"
+        );
+        assert_eq!(std::fs::read(entry.path()).unwrap(), bytes, "{name}");
+    }
+    for entry in std::fs::read_dir(repo.join("blobs")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".incomplete"), "left behind: {name}");
+    }
+}
+
+fn blobs(home: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo_dir(home).join("blobs"))
+        .map(|dir| {
+            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 fn score(model: &Path) -> String {
@@ -280,7 +464,22 @@ fn score_with(model: &Path, fixture: &str) -> String {
 
 fn weight_gets(log: &[String]) -> Vec<&String> {
     log.iter()
-        .filter(|l| l.starts_with("GET ") && WEIGHTS.iter().any(|w| l.contains(&format!("/{w} "))))
+        .filter(|l| {
+            l.starts_with("GET ")
+                && l.contains("/resolve/")
+                && WEIGHTS.iter().any(|w| l.contains(&format!("/{w} ")))
+        })
+        .collect()
+}
+
+/// GETs of a file's bytes (from the CDN for LFS files).
+fn byte_gets<'a>(log: &'a [String], name: &str) -> Vec<&'a String> {
+    log.iter()
+        .filter(|l| {
+            l.starts_with("GET ")
+                && l.contains(&format!("/{name} "))
+                && (l.contains("/cdn/") || !is_lfs(name))
+        })
         .collect()
 }
 
@@ -295,6 +494,7 @@ fn fetched_checkpoint_scores_like_the_fixture_and_a_second_fetch_is_a_cache_hit(
     let dir = printed_dir(&output);
     assert_eq!(dir, snapshot(home.path()));
     assert_same_files(&dir);
+    assert_hub_layout(home.path(), "zh-tiny", "main", MAIN_COMMIT);
     assert_eq!(score(&dir), score(&model_dir("zh-tiny")));
     let log = hub.take_log();
     assert!(
@@ -324,17 +524,49 @@ fn fetched_checkpoint_scores_like_the_fixture_and_a_second_fetch_is_a_cache_hit(
     );
     assert_eq!(printed_dir(&again), out);
     assert_same_files(&out);
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let entry = entry.unwrap();
+        assert!(entry.file_type().unwrap().is_file(), "{:?}", entry.path());
+    }
     let log = hub.take_log();
     assert!(
-        weight_gets(&log).is_empty(),
+        !log.iter()
+            .any(|l| l.starts_with("GET ") && !l.contains("/api/")),
         "a second fetch downloads nothing: {log:#?}"
     );
+    assert!(stderr(&again).contains("cached"), "{}", stderr(&again));
+}
+
+#[test]
+fn a_second_revision_shares_the_blobs_and_a_commit_needs_no_ref() {
+    let hub = Hub::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    printed_dir(&fetch(&hub, home.path(), &[REPO], None));
+    let before = blobs(home.path());
+    assert_eq!(before.len(), 8, "{before:?}");
+    hub.take_log();
+
+    let v1 = printed_dir(&fetch(&hub, home.path(), &[REPO, "--revision", "v1"], None));
+    assert_eq!(v1, repo_dir(home.path()).join("snapshots").join(V1_COMMIT));
+    assert_same_files(&v1);
+    assert_hub_layout(home.path(), "zh-tiny", "v1", V1_COMMIT);
+    assert_hub_layout(home.path(), "zh-tiny", "main", MAIN_COMMIT);
+    assert_eq!(blobs(home.path()), before, "the same blobs");
+    let log = hub.take_log();
     assert!(
         !log.iter()
-            .any(|l| l.starts_with("GET ") && l.contains("/resolve/")),
-        "{log:#?}"
+            .any(|l| l.starts_with("GET ") && !l.contains("/api/")),
+        "v1 has the same files: nothing downloaded: {log:#?}"
     );
-    assert!(stderr(&again).contains("cached"), "{}", stderr(&again));
+
+    let by_commit = fetch(&hub, home.path(), &[REPO, "--revision", MAIN_COMMIT], None);
+    assert_eq!(printed_dir(&by_commit), snapshot(home.path()));
+    let mut refs: Vec<_> = std::fs::read_dir(repo_dir(home.path()).join("refs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    refs.sort();
+    assert_eq!(refs, ["main", "v1"]);
 }
 
 #[test]
@@ -345,22 +577,24 @@ fn an_interrupted_transfer_fails_then_resumes_with_a_range_request() {
     });
     let home = tempfile::tempdir().unwrap();
     let first = fetch(&hub, home.path(), &[REPO], None);
-    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
-    let message = stderr(&first);
-    eprintln!("first run:\n{message}");
     let url = format!("{}/{REPO}/resolve/main/model.safetensors", hub.endpoint());
-    assert!(message.contains(&url), "{message}");
+    assert_failed(
+        &first,
+        "MODEL_FETCH_FAILED",
+        &[&url, "the transfer of model.safetensors"],
+    );
     let snap = snapshot(home.path());
     assert!(
         !snap.join("model.safetensors").exists(),
         "no complete-looking partial file"
     );
-    let partial = std::fs::metadata(snap.join("model.safetensors.incomplete"))
+    let sha = sha256_hex(&fixture_bytes("zh-tiny", "model.safetensors"));
+    let blob = repo_dir(home.path()).join("blobs").join(&sha);
+    assert!(!blob.exists());
+    let partial = std::fs::metadata(blob.with_extension("incomplete"))
         .unwrap()
         .len();
-    let full = std::fs::metadata(model_dir("zh-tiny").join("model.safetensors"))
-        .unwrap()
-        .len();
+    let full = fixture_bytes("zh-tiny", "model.safetensors").len() as u64;
     assert!(
         partial > 0 && partial < full,
         "{partial} of {full} bytes kept"
@@ -370,19 +604,16 @@ fn an_interrupted_transfer_fails_then_resumes_with_a_range_request() {
     let second = fetch(&hub, home.path(), &[REPO], None);
     let dir = printed_dir(&second);
     assert_same_files(&dir);
+    assert_hub_layout(home.path(), "zh-tiny", "main", MAIN_COMMIT);
     let log = hub.take_log();
-    let expected_range =
-        format!("GET /{REPO}/resolve/main/model.safetensors range=bytes={partial}-");
+    let expected_range = format!("/model.safetensors range=bytes={partial}-");
     assert!(
-        log.iter().any(|l| l.starts_with(&expected_range)),
+        log.iter()
+            .any(|l| l.starts_with("GET /cdn/") && l.contains(&expected_range)),
         "{log:#?}"
     );
     // The files that had arrived before the break are not downloaded again.
-    assert!(
-        !log.iter()
-            .any(|l| l.starts_with("GET ") && l.contains("/main/config.json ")),
-        "{log:#?}"
-    );
+    assert!(byte_gets(&log, "config.json").is_empty(), "{log:#?}");
 }
 
 #[test]
@@ -394,10 +625,11 @@ fn a_server_that_ignores_range_restarts_the_file_cleanly() {
     });
     let home = tempfile::tempdir().unwrap();
     let first = fetch(&hub, home.path(), &[REPO], None);
-    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    assert_failed(&first, "MODEL_FETCH_FAILED", &["model.safetensors"]);
     hub.take_log();
-    let second = fetch(&hub, home.path(), &[REPO], None);
-    assert_same_files(&printed_dir(&second));
+    let output = fetch(&hub, home.path(), &[REPO], None);
+    assert_same_files(&printed_dir(&output));
+    assert_hub_layout(home.path(), "zh-tiny", "main", MAIN_COMMIT);
     // The server ignored the Range header and sent the whole file, which replaced the part.
     let log = hub.take_log();
     assert!(
@@ -416,17 +648,18 @@ fn a_checkpoint_without_safetensors_falls_back_to_pytorch_model_bin() {
     let output = fetch(&hub, home.path(), &["test-org/en-3layer"], None);
     let dir = printed_dir(&output);
     assert_same_files_as(&dir, "en-3layer");
+    assert_hub_layout(home.path(), "en-3layer", "main", MAIN_COMMIT);
     let log = hub.take_log();
-    let gets = |name: &str| {
+    let asked = |name: &str| {
         log.iter()
             .filter(|l| l.contains(&format!("/resolve/main/{name} ")))
             .count()
     };
     assert!(
-        gets("model.safetensors") >= 1,
+        asked("model.safetensors") >= 1,
         "model.safetensors is tried first: {log:#?}"
     );
-    assert!(gets("pytorch_model.bin") >= 1, "{log:#?}");
+    assert!(asked("pytorch_model.bin") >= 1, "{log:#?}");
     assert_eq!(
         score_with(&dir, "en-3layer"),
         score_with(&model_dir("en-3layer"), "en-3layer")
@@ -438,19 +671,15 @@ fn a_missing_repository_is_a_clear_error() {
     let hub = Hub::start(Options::default());
     let home = tempfile::tempdir().unwrap();
     let output = fetch(&hub, home.path(), &["test-org/no-such-model"], None);
-    assert_eq!(output.status.code(), Some(1));
-    let message = stderr(&output);
     let url = format!(
         "{}/test-org/no-such-model/resolve/main/config.json",
         hub.endpoint()
     );
+    assert_failed(&output, "MODEL_FETCH_FAILED", &[&url, "404"]);
     assert!(
-        message.contains(&url) && message.contains("404"),
-        "{message}"
+        !home.path().join("hub").exists(),
+        "no empty cache directories"
     );
-    assert!(output.stdout.is_empty());
-    let cache = home.path().join("hub/models--test-org--no-such-model");
-    assert!(!cache.exists(), "no empty cache directories");
 }
 
 #[test]
@@ -458,7 +687,311 @@ fn a_bad_repository_name_is_refused() {
     let hub = Hub::start(Options::default());
     let home = tempfile::tempdir().unwrap();
     let output = fetch(&hub, home.path(), &["../etc"], None);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("org/name"), "{}", stderr(&output));
+    assert_failed(&output, "INPUT_INVALID", &["org/name"]);
+    let bad_revision = fetch(&hub, home.path(), &[REPO, "--revision", "../x"], None);
+    assert_failed(&bad_revision, "INPUT_INVALID", &["revision"]);
     assert!(hub.take_log().is_empty());
+}
+
+#[test]
+fn the_library_fetches_reports_progress_and_finds_the_cache_offline() {
+    let hub = Hub::start(Options {
+        listing: true,
+        ..Options::default()
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let options = FetchOptions {
+        progress: Some(Arc::new(move |event: &FetchEvent<'_>| {
+            let line = match event {
+                FetchEvent::Finished { file, cached, .. } => format!("finished {file} {cached}"),
+                FetchEvent::Started { file, .. } => format!("started {file}"),
+                _ => return,
+            };
+            seen.lock().unwrap().push(line);
+        })),
+        ..FetchOptions::default()
+    };
+    let client = HubClient::new(hub.endpoint(), cache.path());
+    let snapshot = client.fetch_checkpoint(REPO, &options).unwrap();
+    assert_eq!(
+        snapshot.dir,
+        cache
+            .path()
+            .join("models--test-org--zh-tiny/snapshots")
+            .join(MAIN_COMMIT)
+    );
+    assert_eq!(snapshot.commit.as_deref(), Some(MAIN_COMMIT));
+    assert_same_files(&snapshot.dir);
+    assert_eq!(snapshot.files.len(), 8);
+    assert!(snapshot.files.iter().all(|f| !f.cached));
+    let events = std::mem::take(&mut *events.lock().unwrap());
+    assert!(
+        events.contains(&"started model.safetensors".to_string()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"finished model.safetensors false".to_string()),
+        "{events:?}"
+    );
+
+    let again = client.fetch_checkpoint(REPO, &options).unwrap();
+    assert!(again.files.iter().all(|f| f.cached), "{:?}", again.files);
+    hub.take_log();
+    let offline = client
+        .clone()
+        .with_offline(true)
+        .fetch_checkpoint(REPO, &options)
+        .unwrap();
+    assert_eq!(offline.dir, snapshot.dir);
+    assert_eq!(offline.files.len(), 8);
+    assert!(hub.take_log().is_empty(), "offline: no request");
+    let missing = client
+        .with_offline(true)
+        .fetch_checkpoint(
+            REPO,
+            &FetchOptions {
+                revision: "v1".into(),
+                ..FetchOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(missing.code(), "MODEL_FETCH_FAILED");
+    assert!(missing.to_string().contains("HF_HUB_OFFLINE"), "{missing}");
+}
+
+#[test]
+fn library_errors_carry_their_codes() {
+    let hub = Hub::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let client = HubClient::new(hub.endpoint(), dir.path());
+    let bad = client
+        .fetch_checkpoint("no-slash", &FetchOptions::default())
+        .unwrap_err();
+    assert_eq!(bad.code(), "INPUT_INVALID", "{bad}");
+    let missing = client
+        .fetch_checkpoint("test-org/nothing", &FetchOptions::default())
+        .unwrap_err();
+    assert_eq!(missing.code(), "MODEL_FETCH_FAILED", "{missing}");
+    // A cache that cannot be created: a regular file stands where its directory would go.
+    let blocked = dir.path().join("file");
+    std::fs::write(&blocked, b"").unwrap();
+    let unwritable = HubClient::new(hub.endpoint(), blocked.join("hub"))
+        .fetch_checkpoint(REPO, &FetchOptions::default())
+        .unwrap_err();
+    assert_eq!(unwritable.code(), "OUTPUT_WRITE_FAILED", "{unwritable}");
+}
+
+#[test]
+fn a_server_without_commit_hashes_gets_a_snapshot_named_after_the_revision() {
+    let hub = Hub::start(Options {
+        no_commit: true,
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let output = fetch(&hub, home.path(), &[REPO], None);
+    let dir = printed_dir(&output);
+    assert_eq!(dir, repo_dir(home.path()).join("snapshots/main"));
+    assert_same_files(&dir);
+    assert!(!repo_dir(home.path()).join("refs").exists());
+    assert!(
+        stderr(&output).contains("X-Repo-Commit"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// The Python venv with huggingface_hub (tests/run.sh sets LCR_VENV); `None` (skip, with the
+/// reason) when there is none, a failure when LCR_REQUIRE_VENV is set.
+fn python() -> Option<PathBuf> {
+    let reason = match std::env::var_os("LCR_VENV") {
+        Some(venv) => {
+            let python = PathBuf::from(venv).join("bin/python");
+            if python.is_file() {
+                return Some(python);
+            }
+            format!("{} does not exist", python.display())
+        }
+        None => "LCR_VENV is not set (tests/run.sh sets it)".into(),
+    };
+    if std::env::var_os("LCR_REQUIRE_VENV").is_some() {
+        panic!("LCR_REQUIRE_VENV is set but {reason}");
+    }
+    eprintln!("skipping the huggingface_hub check: {reason}");
+    None
+}
+
+fn run_python(python: &Path, home: &Path, offline: bool, endpoint: &str, script: &str) -> Output {
+    let mut command = Command::new(python);
+    command
+        .args(["-c", script])
+        .env("HF_HOME", home)
+        .env("HF_ENDPOINT", endpoint)
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env("HF_HUB_DISABLE_XET", "1")
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HUGGINGFACE_HUB_CACHE");
+    if offline {
+        command.env("HF_HUB_OFFLINE", "1");
+    } else {
+        command.env_remove("HF_HUB_OFFLINE");
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn python_huggingface_hub_finds_the_fetched_files_offline() {
+    let Some(python) = python() else { return };
+    let hub = Hub::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let dir = printed_dir(&fetch(&hub, home.path(), &[REPO], None));
+    hub.take_log();
+
+    let output = run_python(
+        &python,
+        home.path(),
+        true,
+        &hub.endpoint(),
+        "from huggingface_hub import hf_hub_download; \
+         print(hf_hub_download('test-org/zh-tiny', 'config.json', revision='main'))",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+    assert_eq!(printed, dir.join("config.json"));
+    assert_eq!(
+        std::fs::read(&printed).unwrap(),
+        fixture_bytes("zh-tiny", "config.json")
+    );
+
+    // Every file, and huggingface_hub's own scan of the cache finds nothing amiss.
+    let script = "import json\n\
+        from huggingface_hub import hf_hub_download, scan_cache_dir\n\
+        names = ['config.json', 'model.safetensors', 'linear_in_embedding.pt',\n\
+                 'list_transformer.pt', 'tokenizer.json', 'vocab.txt']\n\
+        paths = {n: hf_hub_download('test-org/zh-tiny', n, revision='main') for n in names}\n\
+        info = scan_cache_dir()\n\
+        repo = [r for r in info.repos if r.repo_id == 'test-org/zh-tiny'][0]\n\
+        revs = [{'commit': r.commit_hash, 'refs': sorted(r.refs), 'files': r.nb_files}\n\
+                for r in repo.revisions]\n\
+        print(json.dumps({'paths': paths, 'warnings': [str(w) for w in info.warnings],\n\
+                          'revisions': revs}))";
+    let output = run_python(&python, home.path(), true, &hub.endpoint(), script);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for (name, path) in report["paths"].as_object().unwrap() {
+        let path = PathBuf::from(path.as_str().unwrap());
+        assert_eq!(path, dir.join(name));
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            fixture_bytes("zh-tiny", name),
+            "{name}"
+        );
+    }
+    assert_eq!(report["warnings"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["revisions"],
+        serde_json::json!([{"commit": MAIN_COMMIT, "refs": ["main"], "files": 8}]),
+    );
+    assert!(hub.take_log().is_empty(), "Python stayed offline");
+}
+
+#[test]
+fn files_python_huggingface_hub_downloaded_are_cache_hits() {
+    let Some(python) = python() else { return };
+    let hub = Hub::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let output = run_python(
+        &python,
+        home.path(),
+        false,
+        &hub.endpoint(),
+        "from huggingface_hub import hf_hub_download\n\
+         for n in ['config.json', 'model.safetensors', 'list_transformer.pt']:\n\
+         \x20   print(hf_hub_download('test-org/zh-tiny', n, revision='main'))",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    hub.take_log();
+
+    let dir = printed_dir(&fetch(&hub, home.path(), &[REPO], None));
+    assert_eq!(dir, snapshot(home.path()));
+    assert_same_files(&dir);
+    assert_hub_layout(home.path(), "zh-tiny", "main", MAIN_COMMIT);
+    let log = hub.take_log();
+    for name in ["config.json", "model.safetensors", "list_transformer.pt"] {
+        assert!(
+            byte_gets(&log, name).is_empty(),
+            "{name} was in the cache: {log:#?}"
+        );
+    }
+    assert_eq!(
+        byte_gets(&log, "linear_in_embedding.pt").len(),
+        1,
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn from_pretrained_fetches_then_loads() {
+    let hub = Hub::start(Options {
+        listing: true,
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let child = |offline: bool| {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args([
+                "--exact",
+                "from_pretrained_in_a_child_process",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("HF_HOME", home.path())
+            .env("HF_ENDPOINT", hub.endpoint())
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_TOKEN_PATH")
+            .env_remove("HF_HUB_CACHE")
+            .env_remove("HUGGINGFACE_HUB_CACHE");
+        if offline {
+            command.env("HF_HUB_OFFLINE", "1");
+        } else {
+            command.env_remove("HF_HUB_OFFLINE");
+        }
+        let output = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{}",
+            stderr(&output)
+        );
+    };
+    child(false);
+    assert_eq!(weight_gets(&hub.take_log()).len(), 3);
+    assert_same_files(&snapshot(home.path()));
+    child(true);
+    assert!(hub.take_log().is_empty(), "offline: from the cache alone");
+}
+
+#[test]
+#[ignore = "run by from_pretrained_fetches_then_loads in a child process with its own HF_HOME"]
+fn from_pretrained_in_a_child_process() {
+    let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:"),
+        "run by from_pretrained_fetches_then_loads, against its local hub"
+    );
+    let case = &expected("zh-tiny").compute_score[0];
+    let options = listconranker::LoadOptions {
+        max_length: case.max_length,
+        ..listconranker::LoadOptions::default()
+    };
+    let ranker = listconranker::Reranker::from_pretrained(REPO, options).unwrap();
+    let scores = ranker.compute_score(&case.batch).unwrap();
+    for (got, want) in scores.iter().zip(&case.scores) {
+        let (diff, at) = max_abs_diff(got, want);
+        assert!(diff < 1e-5, "{}: |diff| {diff} at {at}", case.name);
+    }
 }
