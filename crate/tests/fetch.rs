@@ -2,8 +2,8 @@
 //! hub: a std TcpListener on 127.0.0.1 in a thread, serving the fixture models as
 //! `test-org/{fixture}` with the hub's URL layout and headers (`X-Repo-Commit`, `ETag`, and for
 //! LFS files a 302 to a CDN path with `X-Linked-Etag` = sha256 and `X-Linked-Size`), Range
-//! requests included, that can drop the connection halfway through model.safetensors or ignore
-//! ranges.
+//! requests included, and the faults of a bad mirror on demand: dropped connections, ignored
+//! ranges, no HEAD, HTML error pages, short or corrupted bodies, trickles, 503s.
 
 mod common;
 
@@ -11,8 +11,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::*;
 use listconranker::hub::{FetchEvent, FetchOptions, Hub as HubClient};
@@ -27,6 +28,9 @@ const WEIGHTS: [&str; 3] = [
     "linear_in_embedding.pt",
     "list_transformer.pt",
 ];
+const HTML_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\
+                         <body><h1>Bad Gateway</h1></body></html>\n";
+
 #[derive(Default)]
 struct Options {
     /// Answer the hub API's listing (otherwise 404, and the client probes file names).
@@ -35,6 +39,22 @@ struct Options {
     drop_once: AtomicBool,
     /// Answer Range requests with 200 and the whole file.
     ignore_range: bool,
+    /// Answer every HEAD with this status (405: a mirror without HEAD).
+    head_status: Option<u16>,
+    /// Close the connection on every HEAD without an answer.
+    head_hangup: bool,
+    /// Answer every request with 200 and an HTML page, without the hub's headers.
+    html_everywhere: bool,
+    /// Answer this file with 200 and an HTML page (a plain ETag, the commit).
+    html_for: Option<&'static str>,
+    /// GETs of this file announce and send half of it (HEAD announces all of it).
+    short_get: Option<&'static str>,
+    /// GETs of this file have one byte changed.
+    corrupt: Option<&'static str>,
+    /// GETs of this file send the headers, then one byte every 500 ms.
+    trickle: Option<&'static str>,
+    /// The next N GETs of model.safetensors's bytes are answered 503.
+    unavailable: AtomicUsize,
     /// No X-Repo-Commit header (a plain mirror).
     no_commit: bool,
 }
@@ -173,6 +193,19 @@ fn serve(
         )
     };
 
+    if options.html_everywhere {
+        let headers = [
+            format!("Content-Length: {}", HTML_PAGE.len()),
+            "Content-Type: text/html".into(),
+        ];
+        let body = if head_only {
+            &b""[..]
+        } else {
+            HTML_PAGE.as_bytes()
+        };
+        return respond(&mut stream, "200 OK", &headers, body);
+    }
+
     // The hub API's repository listing.
     if let Some(revision) = path
         .strip_prefix(&format!("/api/models/{REPO}/revision/"))
@@ -234,10 +267,37 @@ fn serve(
     let Some((model, name, commit, file)) = resolved else {
         return not_found(&mut stream);
     };
+    if head_only && options.head_hangup {
+        return stream.shutdown(Shutdown::Both);
+    }
+    if let (true, Some(status)) = (head_only, options.head_status) {
+        let reason = if status == 405 {
+            "Method Not Allowed"
+        } else {
+            "Error"
+        };
+        return respond(
+            &mut stream,
+            &format!("{status} {reason}"),
+            &["Content-Length: 0".into()],
+            b"",
+        );
+    }
     let bytes = std::fs::read(&file)?;
     let mut headers = Vec::new();
     if !options.no_commit {
         headers.push(format!("X-Repo-Commit: {commit}"));
+    }
+    if options.html_for == Some(name.as_str()) {
+        headers.push("ETag: \"page-7\"".into());
+        headers.push(format!("Content-Length: {}", HTML_PAGE.len()));
+        headers.push("Content-Type: text/html".into());
+        let body = if head_only {
+            &b""[..]
+        } else {
+            HTML_PAGE.as_bytes()
+        };
+        return respond(&mut stream, "200 OK", &headers, body);
     }
     let tag = etag(&name, &bytes);
     if is_lfs(&name) {
@@ -265,7 +325,7 @@ fn serve(
     )
 }
 
-/// A file's bytes (or its headers for HEAD), honouring Range, dropping the connection once.
+/// A file's bytes (or its headers for HEAD), honouring Range and the injected faults.
 fn send_file(
     stream: &mut TcpStream,
     options: &Options,
@@ -275,7 +335,41 @@ fn send_file(
     head_only: bool,
     mut headers: Vec<String>,
 ) -> std::io::Result<()> {
+    let get = !head_only;
+    if get
+        && name == "model.safetensors"
+        && options
+            .unavailable
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        let body = b"Service Unavailable";
+        return respond(
+            stream,
+            "503 Service Unavailable",
+            &[format!("Content-Length: {}", body.len())],
+            body,
+        );
+    }
+    let mut bytes = bytes.to_vec();
+    if get && options.corrupt == Some(name) {
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x55;
+    }
+    if get && options.short_get == Some(name) {
+        bytes.truncate(bytes.len() / 2);
+    }
     let len = bytes.len();
+    if get && options.trickle == Some(name) {
+        headers.push(format!("Content-Length: {len}"));
+        respond(stream, "200 OK", &headers, b"")?;
+        for byte in &bytes {
+            std::thread::sleep(Duration::from_millis(500));
+            stream.write_all(std::slice::from_ref(byte))?;
+            stream.flush()?;
+        }
+        return Ok(());
+    }
     let start = range
         .as_deref()
         .filter(|_| !options.ignore_range)
@@ -311,7 +405,7 @@ fn send_file(
                 let _ = respond(stream, "200 OK", &headers, &bytes[..len / 2]);
                 return stream.shutdown(Shutdown::Both);
             }
-            respond(stream, "200 OK", &headers, bytes)
+            respond(stream, "200 OK", &headers, &bytes)
         }
     }
 }
@@ -321,6 +415,7 @@ fn fetch(hub: &Hub, home: &Path, args: &[&str], token: Option<&str>) -> Output {
     command
         .arg("fetch")
         .args(args)
+        .args(["--retry-delay", "0.05"])
         .env("HF_HOME", home)
         .env("HF_ENDPOINT", hub.endpoint())
         .env_remove("HF_TOKEN")
@@ -576,7 +671,7 @@ fn an_interrupted_transfer_fails_then_resumes_with_a_range_request() {
         ..Options::default()
     });
     let home = tempfile::tempdir().unwrap();
-    let first = fetch(&hub, home.path(), &[REPO], None);
+    let first = fetch(&hub, home.path(), &[REPO, "--retries", "0"], None);
     let url = format!("{}/{REPO}/resolve/main/model.safetensors", hub.endpoint());
     assert_failed(
         &first,
@@ -617,6 +712,29 @@ fn an_interrupted_transfer_fails_then_resumes_with_a_range_request() {
 }
 
 #[test]
+fn an_interrupted_transfer_is_resumed_within_the_run() {
+    let hub = Hub::start(Options {
+        drop_once: AtomicBool::new(true),
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let output = fetch(&hub, home.path(), &[REPO], None);
+    assert_same_files(&printed_dir(&output));
+    assert_hub_layout(home.path(), "zh-tiny", "main", MAIN_COMMIT);
+    assert!(
+        stderr(&output).contains("attempt 2 of 4"),
+        "{}",
+        stderr(&output)
+    );
+    let log = hub.take_log();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("GET /cdn/") && l.contains("model.safetensors range=bytes=")),
+        "{log:#?}"
+    );
+}
+
+#[test]
 fn a_server_that_ignores_range_restarts_the_file_cleanly() {
     let hub = Hub::start(Options {
         drop_once: AtomicBool::new(true),
@@ -624,9 +742,6 @@ fn a_server_that_ignores_range_restarts_the_file_cleanly() {
         ..Options::default()
     });
     let home = tempfile::tempdir().unwrap();
-    let first = fetch(&hub, home.path(), &[REPO], None);
-    assert_failed(&first, "MODEL_FETCH_FAILED", &["model.safetensors"]);
-    hub.take_log();
     let output = fetch(&hub, home.path(), &[REPO], None);
     assert_same_files(&printed_dir(&output));
     assert_hub_layout(home.path(), "zh-tiny", "main", MAIN_COMMIT);
@@ -994,4 +1109,231 @@ fn from_pretrained_in_a_child_process() {
         let (diff, at) = max_abs_diff(got, want);
         assert!(diff < 1e-5, "{}: |diff| {diff} at {at}", case.name);
     }
+}
+
+// Downloads that are wrong fail, and nothing wrong enters the cache.
+
+#[test]
+fn a_download_shorter_than_announced_is_refused() {
+    let hub = Hub::start(Options {
+        short_get: Some("model.safetensors"),
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let output = fetch(&hub, home.path(), &[REPO], None);
+    let full = fixture_bytes("zh-tiny", "model.safetensors").len();
+    assert_failed(
+        &output,
+        "MODEL_FETCH_FAILED",
+        &["model.safetensors", &format!("announced {full} bytes")],
+    );
+    let sha = sha256_hex(&fixture_bytes("zh-tiny", "model.safetensors"));
+    assert!(
+        !blobs(home.path()).iter().any(|b| b.starts_with(&sha)),
+        "{:?}",
+        blobs(home.path())
+    );
+    assert!(!snapshot(home.path()).join("model.safetensors").exists());
+}
+
+#[test]
+fn an_html_error_page_is_never_saved() {
+    let hub = Hub::start(Options {
+        html_everywhere: true,
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let output = fetch(&hub, home.path(), &[REPO], None);
+    assert_failed(&output, "MODEL_FETCH_FAILED", &["config.json", "HTML"]);
+    assert!(
+        blobs(home.path()).is_empty(),
+        "nothing in the cache: {:?}",
+        blobs(home.path())
+    );
+    assert!(!repo_dir(home.path()).join("snapshots").exists());
+    assert!(!repo_dir(home.path()).join("refs").exists());
+}
+
+#[test]
+fn an_html_page_in_place_of_a_weights_file_is_refused() {
+    let hub = Hub::start(Options {
+        html_for: Some("list_transformer.pt"),
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let output = fetch(&hub, home.path(), &[REPO], None);
+    assert_failed(
+        &output,
+        "MODEL_FETCH_FAILED",
+        &["list_transformer.pt", "HTML"],
+    );
+    let snap = snapshot(home.path());
+    assert!(
+        snap.join("config.json").is_file(),
+        "the files before it are kept"
+    );
+    assert!(!snap.join("list_transformer.pt").exists());
+    assert!(!blobs(home.path()).iter().any(|b| b.starts_with("page-7")));
+    assert!(
+        !repo_dir(home.path()).join("refs/main").exists(),
+        "no ref to an incomplete snapshot"
+    );
+}
+
+#[test]
+fn a_corrupted_download_fails_its_sha256_check() {
+    let hub = Hub::start(Options {
+        corrupt: Some("model.safetensors"),
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let output = fetch(&hub, home.path(), &[REPO, "--retries", "1"], None);
+    let sha = sha256_hex(&fixture_bytes("zh-tiny", "model.safetensors"));
+    assert_failed(
+        &output,
+        "MODEL_FETCH_FAILED",
+        &["sha256 mismatch", &sha, "2 attempts"],
+    );
+    assert_eq!(byte_gets(&hub.take_log(), "model.safetensors").len(), 2);
+    assert!(
+        !blobs(home.path()).iter().any(|b| b.starts_with(&sha)),
+        "{:?}",
+        blobs(home.path())
+    );
+    assert!(!snapshot(home.path()).join("model.safetensors").exists());
+}
+
+#[test]
+fn a_stalled_transfer_hits_the_low_speed_timeout() {
+    let hub = Hub::start(Options {
+        trickle: Some("model.safetensors"),
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = fetch(
+        &hub,
+        home.path(),
+        &[
+            REPO,
+            "--retries",
+            "1",
+            "--low-speed-limit",
+            "1024",
+            "--low-speed-time",
+            "1",
+        ],
+        None,
+    );
+    let elapsed = started.elapsed();
+    assert_failed(
+        &output,
+        "MODEL_FETCH_FAILED",
+        &["stalled", "model.safetensors"],
+    );
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+    assert_eq!(byte_gets(&hub.take_log(), "model.safetensors").len(), 2);
+    let sha = sha256_hex(&fixture_bytes("zh-tiny", "model.safetensors"));
+    assert!(!blobs(home.path()).contains(&sha));
+    assert!(!snapshot(home.path()).join("model.safetensors").exists());
+}
+
+#[test]
+fn transient_5xx_answers_are_retried() {
+    let hub = Hub::start(Options {
+        unavailable: AtomicUsize::new(2),
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let output = fetch(&hub, home.path(), &[REPO], None);
+    assert_same_files(&printed_dir(&output));
+    assert!(stderr(&output).contains("503"), "{}", stderr(&output));
+    assert_eq!(byte_gets(&hub.take_log(), "model.safetensors").len(), 3);
+}
+
+#[test]
+fn a_lasting_5xx_fails_after_the_retries() {
+    let hub = Hub::start(Options {
+        unavailable: AtomicUsize::new(1000),
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let output = fetch(&hub, home.path(), &[REPO, "--retries", "2"], None);
+    assert_failed(
+        &output,
+        "MODEL_FETCH_FAILED",
+        &["model.safetensors", "503", "3 attempts"],
+    );
+    assert_eq!(byte_gets(&hub.take_log(), "model.safetensors").len(), 3);
+    assert!(!snapshot(home.path()).join("model.safetensors").exists());
+}
+
+#[test]
+fn a_mirror_without_head_is_fetched_with_get() {
+    let hub = Hub::start(Options {
+        head_status: Some(405),
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let output = fetch(&hub, home.path(), &[REPO], None);
+    let dir = printed_dir(&output);
+    assert_eq!(dir, snapshot(home.path()));
+    assert_same_files(&dir);
+    assert_hub_layout(home.path(), "zh-tiny", "main", MAIN_COMMIT);
+    let log = hub.take_log();
+    // One GET per file: the answer to the metadata GET is the download.
+    assert_eq!(byte_gets(&log, "config.json").len(), 1, "{log:#?}");
+    assert_eq!(byte_gets(&log, "model.safetensors").len(), 1, "{log:#?}");
+
+    // A second run: the files are cache hits, whose GETs are not read.
+    let again = fetch(&hub, home.path(), &[REPO], None);
+    assert_same_files(&printed_dir(&again));
+    assert!(stderr(&again).contains("cached"), "{}", stderr(&again));
+}
+
+#[test]
+fn a_mirror_that_hangs_up_on_head_is_fetched_with_get() {
+    let hub = Hub::start(Options {
+        head_hangup: true,
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let output = fetch(&hub, home.path(), &[REPO, "--retries", "1"], None);
+    let dir = printed_dir(&output);
+    assert_same_files(&dir);
+    assert_hub_layout(home.path(), "zh-tiny", "main", MAIN_COMMIT);
+    assert!(
+        stderr(&output).contains("asking with GET"),
+        "{}",
+        stderr(&output)
+    );
+    let log = hub.take_log();
+    let heads = log.iter().filter(|l| l.starts_with("HEAD ")).count();
+    assert_eq!(heads, 2 * 8, "two HEADs per file: {log:#?}");
+}
+
+#[test]
+fn an_unreachable_server_fails_without_retrying_or_a_get() {
+    // A port nothing listens on (bound, then closed).
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let home = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_listconranker"))
+        .args(["fetch", REPO])
+        .env("HF_HOME", home.path())
+        .env("HF_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_HUB_CACHE")
+        .output()
+        .unwrap();
+    assert_failed(
+        &output,
+        "MODEL_FETCH_FAILED",
+        &[&format!("127.0.0.1:{port}"), "config.json"],
+    );
+    assert!(!stderr(&output).contains("attempt"), "{}", stderr(&output));
+    assert!(!home.path().join("hub").exists());
 }

@@ -1,5 +1,6 @@
 //! Requests to the hub: headers, redirects followed by hand (so that the hub's own headers on a
-//! redirect to its CDN are kept, as `huggingface_hub` reads them), HTTP errors.
+//! redirect to its CDN are kept, as `huggingface_hub` reads them), transient failures told from
+//! lasting ones, retries with backoff.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -7,16 +8,58 @@ use std::time::Duration;
 use ureq::Agent;
 use ureq::http::{HeaderMap, Response, StatusCode, header};
 
+use super::{FetchEvent, FetchOptions};
 use crate::error::Error;
 
 pub(super) type Body = ureq::Body;
 
 /// Redirects followed before giving up.
 const MAX_REDIRECTS: usize = 10;
+/// Longest backoff between attempts, and longest `Retry-After` honoured.
+const MAX_DELAY: Duration = Duration::from_secs(30);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 pub(super) struct Client {
     agent: Agent,
     token: Option<String>,
+    pub(super) retries: u32,
+    retry_delay: Duration,
+    pub(super) low_speed_limit: u64,
+    pub(super) low_speed_time: Duration,
+}
+
+/// Why an attempt failed: worth another attempt or not.
+#[derive(Debug)]
+pub(super) enum Failure {
+    Transient {
+        reason: String,
+        /// The HTTP status, when there was an answer.
+        status: Option<StatusCode>,
+        /// The server's `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    Fatal(Error),
+}
+
+impl Failure {
+    pub(super) fn transient(reason: impl Into<String>) -> Failure {
+        Failure::Transient {
+            reason: reason.into(),
+            status: None,
+            retry_after: None,
+        }
+    }
+
+    /// The error to report for `url` once no attempt is left.
+    pub(super) fn into_error(self, url: &str, attempts: u32) -> Error {
+        match self {
+            Failure::Fatal(error) => error,
+            Failure::Transient { reason, .. } if attempts > 1 => {
+                Error::read_model(url, format!("{reason} (gave up after {attempts} attempts)"))
+            }
+            Failure::Transient { reason, .. } => Error::read_model(url, reason),
+        }
+    }
 }
 
 /// The hub's headers about a file, from whichever answer of a redirect chain carried them.
@@ -89,18 +132,23 @@ pub(super) enum Method {
 }
 
 impl Client {
-    pub(super) fn new(token: Option<String>) -> Client {
+    pub(super) fn new(token: Option<String>, options: &FetchOptions) -> Client {
+        let wait = options.low_speed_time.max(Duration::from_millis(100));
         let config = Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            .timeout_per_read(Some(Duration::from_secs(60)))
+            .timeout_connect(Some(wait.max(Duration::from_secs(10))))
+            .timeout_recv_response(Some(wait))
+            .timeout_per_read(Some(wait))
             .user_agent(concat!("listconranker/", env!("CARGO_PKG_VERSION")))
             .build();
         Client {
             agent: config.into(),
             token,
+            retries: options.retries,
+            retry_delay: options.retry_delay,
+            low_speed_limit: options.low_speed_limit,
+            low_speed_time: wait,
         }
     }
 
@@ -135,14 +183,14 @@ impl Client {
         method: Method,
         url: &str,
         range_from: Option<u64>,
-    ) -> Result<Answer, Error> {
+    ) -> Result<Answer, Failure> {
         let home = origin(url).to_string();
         let mut current = url.to_string();
         let mut meta = Meta::default();
         for _ in 0..=MAX_REDIRECTS {
             let response = self
                 .request(method, &current, range_from, origin(&current) == home)
-                .map_err(|e| Error::read_model(&current, e))?;
+                .map_err(|e| transport_failure(&current, e))?;
             meta.absorb(response.headers());
             let status = response.status();
             let location = response
@@ -161,10 +209,49 @@ impl Client {
                 _ => return Ok(Answer { response, meta }),
             }
         }
-        Err(Error::read_model(
+        Err(Failure::Fatal(Error::read_model(
             url,
             format!("more than {MAX_REDIRECTS} redirects"),
-        ))
+        )))
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or `retries` more attempts have
+    /// failed, waiting with exponential backoff in between. `attempt` gets its number (0-based).
+    pub(super) fn retry<T>(
+        &self,
+        url: &str,
+        file: &str,
+        report: &dyn Fn(&FetchEvent<'_>),
+        mut attempt: impl FnMut(u32) -> Result<T, Failure>,
+    ) -> Result<T, (Failure, u32)> {
+        let attempts = self.retries.saturating_add(1);
+        let mut delay = self.retry_delay;
+        for n in 0..attempts {
+            match attempt(n) {
+                Ok(value) => return Ok(value),
+                Err(Failure::Transient {
+                    reason,
+                    retry_after,
+                    ..
+                }) if n + 1 < attempts => {
+                    let wait = match retry_after {
+                        Some(after) if after > delay => after.min(MAX_RETRY_AFTER),
+                        _ => delay,
+                    };
+                    report(&FetchEvent::Retrying {
+                        file,
+                        attempt: n + 2,
+                        attempts,
+                        delay: wait,
+                        reason: &format!("{url}: {reason}"),
+                    });
+                    std::thread::sleep(wait);
+                    delay = (delay * 2).min(MAX_DELAY);
+                }
+                Err(failure) => return Err((failure, n + 1)),
+            }
+        }
+        unreachable!("at least one attempt")
     }
 
     /// The repository's file names (and commit) from the hub API, or `None` when the listing
@@ -198,15 +285,60 @@ impl Client {
     }
 }
 
-/// The error for an answer with an unexpected `status`.
-pub(super) fn http_error(url: &str, status: StatusCode) -> Error {
-    let hint = match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            " (a gated or private repository needs HF_TOKEN)"
-        }
-        _ => "",
+/// What a failed request means: a dropped or timed-out connection may work next time; a host
+/// that does not exist or refuses connections will not.
+fn transport_failure(url: &str, error: ureq::Error) -> Failure {
+    use std::io::ErrorKind::*;
+    let transient = match &error {
+        ureq::Error::Timeout(_) | ureq::Error::Protocol(_) => true,
+        ureq::Error::Io(e) => matches!(
+            e.kind(),
+            ConnectionReset
+                | ConnectionAborted
+                | BrokenPipe
+                | UnexpectedEof
+                | TimedOut
+                | Interrupted
+                | WouldBlock
+        ),
+        _ => false,
     };
-    Error::read_model(url, format!("HTTP {status}{hint}"))
+    if transient {
+        Failure::transient(format!("{error}"))
+    } else {
+        Failure::Fatal(Error::read_model(url, error))
+    }
+}
+
+/// A failure for an answer with an unexpected `status`: 5xx (but 501 and 505), 408 and 429 are
+/// transient, the rest lasting.
+pub(super) fn status_failure<B>(url: &str, response: &Response<B>) -> Failure {
+    let status = response.status();
+    let transient = matches!(status.as_u16(), 408 | 429)
+        || (status.is_server_error()
+            && status != StatusCode::NOT_IMPLEMENTED
+            && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED);
+    if transient {
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        Failure::Transient {
+            reason: format!("HTTP {status}"),
+            status: Some(status),
+            retry_after,
+        }
+    } else {
+        let hint = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                " (a gated or private repository needs HF_TOKEN)"
+            }
+            _ => "",
+        };
+        Failure::Fatal(Error::read_model(url, format!("HTTP {status}{hint}")))
+    }
 }
 
 /// `scheme://authority` of a URL.

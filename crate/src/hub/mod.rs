@@ -21,17 +21,23 @@
 //! ```
 //!
 //! Every file is downloaded to `blobs/{etag}.incomplete` (resumed with a Range request by a
-//! later run) and renamed to its blob, then linked into the snapshot, only once all of its bytes
-//! have arrived.
+//! retry or a later run), then its length is checked against what the server announced, its
+//! sha256 against the hub's when the hub gives it (an LFS file's ETag), and its format (JSON,
+//! safetensors header, PyTorch zip or pickle, UTF-8 text; never an HTML page); only then is it
+//! renamed to its blob and linked into the snapshot. Transient failures (5xx, 408, 429, dropped
+//! connections, stalls) are retried with backoff; a transfer slower than
+//! [`FetchOptions::low_speed_limit`] bytes per [`FetchOptions::low_speed_time`] is a stall.
 
 mod cache;
 mod download;
 mod http;
+mod validate;
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -65,11 +71,24 @@ pub struct Hub {
     offline: bool,
 }
 
-/// How one fetch runs: the revision and progress reports.
+/// How one fetch runs: the revision, retries, the low-speed timeout and progress reports.
 #[derive(Clone)]
 pub struct FetchOptions {
     /// Branch, tag or commit (default `main`).
     pub revision: String,
+    /// Further attempts after a transient failure (5xx, 408, 429, a dropped connection, a
+    /// stall, a checksum mismatch), with exponential backoff from [`FetchOptions::retry_delay`];
+    /// default 3.
+    pub retries: u32,
+    /// The first backoff (then doubled each time, at most 30 s; a server's `Retry-After` wins
+    /// when longer); default 1 s.
+    pub retry_delay: Duration,
+    /// A transfer that receives fewer bytes than this in [`FetchOptions::low_speed_time`] is
+    /// a stall (default 16 KiB).
+    pub low_speed_limit: u64,
+    /// The low-speed window, also the longest wait for a server's answer or for the next bytes
+    /// (default 30 s).
+    pub low_speed_time: Duration,
     /// Receives what happens, file by file.
     pub progress: Option<Arc<dyn Progress>>,
 }
@@ -78,6 +97,10 @@ impl Default for FetchOptions {
     fn default() -> Self {
         Self {
             revision: "main".into(),
+            retries: 3,
+            retry_delay: Duration::from_secs(1),
+            low_speed_limit: 16 << 10,
+            low_speed_time: Duration::from_secs(30),
             progress: None,
         }
     }
@@ -87,6 +110,10 @@ impl fmt::Debug for FetchOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FetchOptions")
             .field("revision", &self.revision)
+            .field("retries", &self.retries)
+            .field("retry_delay", &self.retry_delay)
+            .field("low_speed_limit", &self.low_speed_limit)
+            .field("low_speed_time", &self.low_speed_time)
             .field("progress", &self.progress.as_ref().map(|_| "..."))
             .finish()
     }
@@ -109,6 +136,14 @@ pub enum FetchEvent<'a> {
         file: &'a str,
         bytes: u64,
         cached: bool,
+    },
+    /// A transient failure; attempt `attempt` of `attempts` follows after `delay`.
+    Retrying {
+        file: &'a str,
+        attempt: u32,
+        attempts: u32,
+        delay: Duration,
+        reason: &'a str,
     },
     /// Anything else worth telling (waiting for another process's download, a server without
     /// commit hashes).
@@ -173,7 +208,7 @@ impl crate::Reranker {
     /// # Ok::<(), listconranker::Error>(())
     /// ```
     ///
-    /// Another revision or a progress report: [`Hub::fetch_checkpoint`] then
+    /// Another revision, retries or a progress report: [`Hub::fetch_checkpoint`] then
     /// [`crate::Reranker::load`].
     pub fn from_pretrained(repo: &str, options: crate::LoadOptions) -> Result<Self> {
         Self::load(fetch_checkpoint(repo, &FetchOptions::default())?, options)
@@ -262,7 +297,7 @@ impl Hub {
         }
         let result = Fetch {
             hub: self,
-            client: http::Client::new(self.token.clone()),
+            client: http::Client::new(self.token.clone(), options),
             options,
             repo,
             repo_dir: &repo_dir,

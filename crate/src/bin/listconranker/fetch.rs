@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,11 +22,34 @@ pub struct FetchArgs {
     /// and print it instead of the cache directory.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Further attempts after a transient failure (5xx, dropped connection, stall).
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// First wait between attempts, in seconds (doubled each time).
+    #[arg(long, default_value_t = 1.0, value_parser = seconds)]
+    retry_delay: f64,
+    /// A transfer receiving fewer bytes than this in `--low-speed-time` seconds is a stall.
+    #[arg(long, default_value_t = 16384)]
+    low_speed_limit: u64,
+    /// The low-speed window in seconds, also the longest wait for an answer or the next bytes.
+    #[arg(long, default_value_t = 30.0, value_parser = seconds)]
+    low_speed_time: f64,
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?}: expected seconds (0 to 86400)")),
+    }
 }
 
 pub fn run(args: &FetchArgs) -> Result<(), Error> {
     let options = FetchOptions {
         revision: args.revision.clone(),
+        retries: args.retries,
+        retry_delay: Duration::from_secs_f64(args.retry_delay),
+        low_speed_limit: args.low_speed_limit,
+        low_speed_time: Duration::from_secs_f64(args.low_speed_time),
         progress: Some(Arc::new(Bars::default())),
     };
     let snapshot = Hub::from_env()?.fetch_checkpoint(&args.repo, &options)?;
@@ -41,7 +65,7 @@ pub fn run(args: &FetchArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// One indicatif bar per transfer; a line per finished file and note.
+/// One indicatif bar per transfer; a line per finished file, retry and note.
 #[derive(Default)]
 struct Bars {
     current: Mutex<Option<ProgressBar>>,
@@ -90,6 +114,21 @@ impl Progress for Bars {
                 }
                 let how = if cached { "  (cached)" } else { "" };
                 eprintln!("  {file:<28} {bytes:>12} bytes{how}");
+            }
+            FetchEvent::Retrying {
+                file,
+                attempt,
+                attempts,
+                delay,
+                reason,
+            } => {
+                if let Some(bar) = current.take() {
+                    bar.abandon();
+                }
+                eprintln!(
+                    "  {file}: {reason}; attempt {attempt} of {attempts} in {:.1} s",
+                    delay.as_secs_f64()
+                );
             }
             FetchEvent::Note { message } => match current.as_ref() {
                 Some(bar) => bar.println(format!("  {message}")),
