@@ -69,6 +69,37 @@ fi
 
 cargo test --release --workspace 2>&1
 
+# Fuzzing (formats/fuzz, cargo-fuzz on the nightly toolchain): each target of the burn-free
+# readers for a bounded time, from the committed seeds; a crash fails the run and leaves its
+# input under formats/fuzz/artifacts/. The instrumented build holds no burn (the formats crate
+# does not depend on it). LCR_SKIP_FUZZ=1 skips this part; LCR_FUZZ_SECONDS sets the time per
+# target (default 30).
+if [ -z "${LCR_SKIP_FUZZ:-}" ]; then
+    rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+    command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+    (
+        cd formats/fuzz
+        # Its own target directory: instrumented artifacts must not mix with the workspace's.
+        export CARGO_TARGET_DIR="$PWD/target"
+        # Fuzz from a scratch copy of the seeds, so that the committed corpus stays the seeds.
+        work="$(mktemp -d)"
+        trap 'rm -rf "$work"' EXIT
+        for target in $(cargo +nightly fuzz list); do
+            mkdir -p "$work/$target"
+            cp corpus/"$target"/* "$work/$target/"
+            log="$work/$target.log"
+            if ! cargo +nightly fuzz run "$target" "$work/$target" -- \
+                -max_total_time="${LCR_FUZZ_SECONDS:-30}" -rss_limit_mb=4096 \
+                -print_final_stats=1 >"$log" 2>&1; then
+                tail -n 80 "$log"
+                echo "fuzz target $target crashed: its input is under formats/fuzz/artifacts/$target/" >&2
+                exit 1
+            fi
+            echo "fuzz $target: $(grep -m1 stat::number_of_executed_units "$log" | awk '{print $2}') executions, no crash"
+        done
+    )
+fi
+
 # The browser: build the npm package (wasm32, web/build.sh) and run the real-Chromium tests
 # (headless Debian chromium driven by playwright-core; the demo page; a Vite app importing the
 # packed package). LCR_SKIP_BROWSER=1 skips this part.

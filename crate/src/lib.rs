@@ -11,15 +11,17 @@
 //!
 //! Layers, each importing only those below it (`docs/architecture.md`):
 //! shells (`bin/`, `wasm`, `eval`) → api (`reranker`, `convert`) → ranking (`rank`) →
-//! encoding (`encode`) → model (`model`) → tokenize (`tokenize`) → weights (`weights`) →
-//! base (`error`, `config`, `device`).
+//! encoding (`encode`) → model (`model`) → weights (`weights`) → base (`error`, `config`,
+//! `tokenize`, `device`). `error`, `config` and `tokenize` (with the byte-level checkpoint
+//! readers) live in the burn-free `listconranker-formats` crate and are re-exported here under
+//! their old paths.
 
-pub mod config;
+pub use listconranker_formats::config;
 #[cfg(feature = "native")]
 pub mod convert;
 pub mod device;
 pub mod encode;
-pub mod error;
+pub use listconranker_formats::error;
 #[cfg(feature = "native")]
 pub mod eval;
 #[cfg(feature = "hub")]
@@ -27,7 +29,7 @@ pub mod hub;
 pub mod model;
 pub mod rank;
 mod reranker;
-pub mod tokenize;
+pub use listconranker_formats::tokenize;
 #[cfg(all(feature = "wasm-bindings", target_arch = "wasm32"))]
 mod wasm;
 pub mod weights;

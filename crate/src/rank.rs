@@ -32,14 +32,7 @@ pub fn validate_list<S: AsRef<str>>(list: &[S]) -> Result<()> {
     }
 }
 
-/// What is wrong with a `[query, passage, ...]` list, if anything (callers add where it is).
-pub fn list_problem<S: AsRef<str>>(list: &[S]) -> Option<&'static str> {
-    match list.len() {
-        0 => Some("the list is empty: expected [query, passage, ...]"),
-        1 => Some("the list has a query but no passage"),
-        _ => None,
-    }
-}
+pub use listconranker_formats::input::list_problem;
 
 /// Bytes the list transformer's attention takes per head and (item, item) cell of a list: the
 /// f32 scores, their softmax and its weights (3 x 4 bytes), and the boolean mask (1 byte).

@@ -4,11 +4,15 @@
 use std::path::{Path, PathBuf};
 
 /// Top-level modules of `src/` by layer, lowest first. A module may name (`crate::m`) modules of
-/// lower layers only; `error` names nothing, and the shells never name each other.
-const LAYERS: [(&str, &[&str]); 9] = [
-    ("base", &["error", "config", "device", "workload"]),
+/// lower layers only; `error` names nothing, and the shells never name each other. `error`,
+/// `config` and `tokenize` are re-exports of the burn-free `listconranker-formats` crate, which
+/// names nothing of this one: they are base.
+const LAYERS: [(&str, &[&str]); 8] = [
+    (
+        "base",
+        &["error", "config", "tokenize", "device", "workload"],
+    ),
     ("weights", &["weights"]),
-    ("tokenize", &["tokenize"]),
     ("model", &["model"]),
     ("encoding", &["encode"]),
     ("ranking", &["rank"]),

@@ -5,13 +5,7 @@ use std::collections::HashMap;
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 
 use crate::error::{Error, Result};
-
-/// One tensor decoded to f32 on the host, row-major, in the checkpoint's own layout.
-#[derive(Debug, Clone)]
-pub struct RawTensor {
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
-}
+use listconranker_formats::tensor::RawTensor;
 
 /// A tensor taken from a [`WeightMap`]: still on the host, already on the device, or only
 /// checked (its values were read, found finite and dropped: validating a bundle without the

@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::pickle::read_pickle;
-use super::{RawTensor, StoredDType, WeightMap, decode_to_f32};
+use listconranker_formats::pickle::read_pickle;
+use listconranker_formats::safetensors_file::read_safetensors;
+use listconranker_formats::tokenize::TokenizerFiles;
 use safetensors::{Dtype, SafeTensors};
 
-use super::safetensors_file::read_safetensors;
+use super::{RawTensor, StoredDType, WeightMap, decode_to_f32};
 use crate::error::{Error, Result};
 
 /// The files of a plain BERT checkpoint directory (the encoder on its own).
@@ -32,15 +33,6 @@ pub struct ModelFiles {
 pub struct ListPartFiles {
     pub projection: PathBuf,
     pub list_transformer: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub enum TokenizerFiles {
-    Json(PathBuf),
-    Vocab {
-        vocab: PathBuf,
-        config: Option<PathBuf>,
-    },
 }
 
 fn first_existing(dir: &Path, names: &[&str], what: &'static str) -> Result<PathBuf> {

@@ -57,7 +57,7 @@ impl BertConfig {
         Ok(config)
     }
 
-    #[cfg(feature = "native")]
+    /// Reads `config.json` from disk.
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| Error::read_model(&file, e))?;

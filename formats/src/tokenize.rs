@@ -58,11 +58,25 @@ fn sep() -> String {
 
 impl TextTokenizer {
     /// From a `tokenizer.json`. Its own padding and truncation settings are replaced by ours.
+    ///
+    /// The text is checked before `tokenizers` sees it, because its loader panics instead of
+    /// failing on two kinds of input (both found by fuzzing): a syntax error inside the
+    /// `decoder` (it buffers that part and `expect`s it to parse), and a `Precompiled`
+    /// (SentencePiece) normalizer whose char map does not parse. So: the whole text must be
+    /// JSON, and a `Precompiled` normalizer, which no BERT tokenizer has, is refused.
     pub fn from_json(bytes: &[u8], file: &str) -> Result<Self> {
-        let inner = Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer {
+        let fail = |reason: String| Error::Tokenizer {
             file: file.into(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| fail(format!("not JSON: {e}")))?;
+        if has_precompiled_normalizer(&value) {
+            return Err(fail(
+                "a `Precompiled` (SentencePiece) normalizer is not supported".into(),
+            ));
+        }
+        let inner = Tokenizer::from_bytes(bytes).map_err(|e| fail(e.to_string()))?;
         Ok(Self {
             inner,
             file: file.into(),
@@ -203,6 +217,18 @@ impl TextTokenizer {
     }
 }
 
+/// Whether any object in `value` is a `{"type": "Precompiled", ...}` normalizer.
+fn has_precompiled_normalizer(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.get("type").and_then(|t| t.as_str()) == Some("Precompiled")
+                || map.values().any(has_precompiled_normalizer)
+        }
+        serde_json::Value::Array(items) => items.iter().any(has_precompiled_normalizer),
+        _ => false,
+    }
+}
+
 /// The longest prefix of `text` of at most `max_bytes` bytes that ends on a character boundary.
 fn cut_at_char(text: &str, max_bytes: usize) -> &str {
     if text.len() <= max_bytes {
@@ -222,11 +248,20 @@ impl TextTokenizer {
     }
 }
 
-#[cfg(feature = "native")]
+/// Where a checkpoint's tokenizer is: `tokenizer.json`, or a WordPiece `vocab.txt` with an
+/// optional `tokenizer_config.json`.
+#[derive(Debug, Clone)]
+pub enum TokenizerFiles {
+    Json(std::path::PathBuf),
+    Vocab {
+        vocab: std::path::PathBuf,
+        config: Option<std::path::PathBuf>,
+    },
+}
+
 impl TextTokenizer {
     /// Reads `tokenizer.json`, or `vocab.txt` (+ `tokenizer_config.json`), from disk.
-    pub fn from_files(files: &crate::weights::TokenizerFiles) -> Result<Self> {
-        use crate::weights::TokenizerFiles;
+    pub fn from_files(files: &TokenizerFiles) -> Result<Self> {
         let read = |path: &std::path::Path| {
             std::fs::read_to_string(path).map_err(|e| Error::read_model(path.display(), e))
         };

@@ -1,7 +1,9 @@
+//! safetensors files, decoded tensor by tensor to f32.
+
 use safetensors::{Dtype, SafeTensors};
 
-use super::{RawTensor, StoredDType, decode_to_f32};
 use crate::error::{Error, Result};
+use crate::tensor::{RawTensor, StoredDType, decode_to_f32};
 
 /// Decodes every floating-point tensor of a safetensors file. `rename` maps a stored key to its
 /// canonical key, or to `None` for tensors the model does not use (they are not decoded).
@@ -28,10 +30,13 @@ pub fn read_safetensors(
             }
         };
         let shape = view.shape().to_vec();
-        let elements = shape.iter().product();
-        let data = decode_to_f32(dtype, view.data(), elements).ok_or_else(|| {
-            Error::checkpoint(file, format!("tensor `{name}` has the wrong byte size"))
-        })?;
+        let data = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .and_then(|elements| decode_to_f32(dtype, view.data(), elements))
+            .ok_or_else(|| {
+                Error::checkpoint(file, format!("tensor `{name}` has the wrong byte size"))
+            })?;
         sink(key, RawTensor { shape, data })?;
     }
     Ok(())
