@@ -73,14 +73,15 @@ cargo test --release --workspace 2>&1
 # readers for a bounded time, from the committed seeds; a crash fails the run and leaves its
 # input under formats/fuzz/artifacts/. The instrumented build holds no burn (the formats crate
 # does not depend on it). LCR_SKIP_FUZZ=1 skips this part; LCR_FUZZ_SECONDS sets the time per
-# target (default 30).
+# target (default 20; the CI budget holds the instrumented build plus 2 minutes of fuzzing).
 if [ -z "${LCR_SKIP_FUZZ:-}" ]; then
     rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
     command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
     (
         cd formats/fuzz
-        # Its own target directory: instrumented artifacts must not mix with the workspace's.
-        export CARGO_TARGET_DIR="$PWD/target"
+        # Its own target directory (instrumented artifacts must not mix with the workspace's),
+        # kept under ~/.cache like the others so that a later run reuses the build.
+        export CARGO_TARGET_DIR="$HOME/.cache/listconranker-target-fuzz"
         # Fuzz from a scratch copy of the seeds, so that the committed corpus stays the seeds.
         work="$(mktemp -d)"
         trap 'rm -rf "$work"' EXIT
@@ -89,7 +90,7 @@ if [ -z "${LCR_SKIP_FUZZ:-}" ]; then
             cp corpus/"$target"/* "$work/$target/"
             log="$work/$target.log"
             if ! cargo +nightly fuzz run "$target" "$work/$target" -- \
-                -max_total_time="${LCR_FUZZ_SECONDS:-30}" -rss_limit_mb=4096 \
+                -max_total_time="${LCR_FUZZ_SECONDS:-20}" -rss_limit_mb=4096 \
                 -print_final_stats=1 >"$log" 2>&1; then
                 tail -n 80 "$log"
                 echo "fuzz target $target crashed: its input is under formats/fuzz/artifacts/$target/" >&2

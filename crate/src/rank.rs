@@ -77,18 +77,19 @@ impl ListLimits {
 
     /// Every list of `batch` (`[query, passages...]`) within `max_passages`, or an error naming
     /// the first that is not.
-    pub fn check<S>(&self, batch: &[Vec<S>]) -> Result<()> {
+    pub fn check<L: AsRef<[S]>, S>(&self, batch: &[L]) -> Result<()> {
+        let len = |list: &L| list.as_ref().len();
         match batch
             .iter()
-            .position(|list| list.len() > self.max_passages + 1)
+            .position(|list| len(list) > self.max_passages + 1)
         {
             None => Ok(()),
             Some(list) => Err(Error::ListTooLong {
                 list,
                 line: None,
-                passages: batch[list].len() - 1,
+                passages: len(&batch[list]) - 1,
                 limit: self.max_passages,
-                attention_mib: self.attention_bytes(1, batch[list].len()) >> 20,
+                attention_mib: self.attention_bytes(1, len(&batch[list])) >> 20,
             }),
         }
     }

@@ -1128,12 +1128,7 @@ fn a_download_shorter_than_announced_is_refused() {
         &["model.safetensors", &format!("announced {full} bytes")],
     );
     let sha = sha256_hex(&fixture_bytes("zh-tiny", "model.safetensors"));
-    assert!(
-        !blobs(home.path()).iter().any(|b| b.starts_with(&sha)),
-        "{:?}",
-        blobs(home.path())
-    );
-    assert!(!snapshot(home.path()).join("model.safetensors").exists());
+    assert_not_cached(home.path(), &sha, "model.safetensors");
 }
 
 #[test]
@@ -1195,12 +1190,7 @@ fn a_corrupted_download_fails_its_sha256_check() {
         &["sha256 mismatch", &sha, "2 attempts"],
     );
     assert_eq!(byte_gets(&hub.take_log(), "model.safetensors").len(), 2);
-    assert!(
-        !blobs(home.path()).iter().any(|b| b.starts_with(&sha)),
-        "{:?}",
-        blobs(home.path())
-    );
-    assert!(!snapshot(home.path()).join("model.safetensors").exists());
+    assert_not_cached(home.path(), &sha, "model.safetensors");
 }
 
 #[test]
@@ -1336,4 +1326,14 @@ fn an_unreachable_server_fails_without_retrying_or_a_get() {
     );
     assert!(!stderr(&output).contains("attempt"), "{}", stderr(&output));
     assert!(!home.path().join("hub").exists());
+}
+
+/// Neither a blob of `sha` nor the snapshot's `file` entered the cache.
+fn assert_not_cached(home: &Path, sha: &str, file: &str) {
+    let blobs = blobs(home);
+    assert!(!blobs.iter().any(|b| b.starts_with(sha)), "{blobs:?}");
+    assert!(
+        !snapshot(home).join(file).exists(),
+        "{file} is in the snapshot"
+    );
 }

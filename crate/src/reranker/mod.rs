@@ -115,6 +115,13 @@ impl Reranker {
         self.placement.options()
     }
 
+    /// Checks one `[query, passage, ...]` list as scoring would (shape and length), so that a
+    /// caller reading lists one by one can refuse a bad one before it joins a batch.
+    pub fn check_list<S: AsRef<str>>(&self, list: &[S]) -> Result<()> {
+        validate_list(list)?;
+        self.limits.check(std::slice::from_ref(&list))
+    }
+
     /// The longest list (in passages) this reranker takes.
     pub fn max_passages(&self) -> usize {
         self.limits.max_passages

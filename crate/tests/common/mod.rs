@@ -196,3 +196,19 @@ pub fn assert_shard_within(path: &Path, limit: u64) -> u64 {
     );
     data
 }
+
+/// Runs the `listconranker` binary with `args`, feeding it `stdin`.
+pub fn run_cli(args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_listconranker"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The child may exit (bad arguments) before reading its input: a broken pipe is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}

@@ -112,20 +112,50 @@ fn main() -> ExitCode {
 /// - A reader that goes away (`listconranker score ... | head`): the default SIGPIPE action ends
 ///   the program quietly with the shell's status 141, as it ends any Unix tool (Rust ignores
 ///   SIGPIPE, so that every later `println!` would panic instead).
-/// - A closed standard output (`>&-`): Rust's standard streams swallow writes to a closed
-///   descriptor, so scores would vanish with status 0; it is an error before anything runs.
+/// - A closed standard output (`>&-`): it is an error before anything runs, instead of scores
+///   vanishing with status 0.
 #[cfg(unix)]
 fn check_standard_output() -> Result<(), Error> {
-    // SAFETY: restoring a signal's default action and asking whether fd 1 is open touch no
-    // memory of this program.
-    let open = unsafe {
+    // SAFETY: restoring a signal's default action touches no memory of this program.
+    unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) != -1
-    };
-    if open {
-        Ok(())
-    } else {
+    }
+    if closed_stdout::was_closed() {
         Err(Error::write_output("standard output", "it is closed"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether the program started with its standard output closed. Rust's runtime reopens a
+/// closed descriptor 0-2 on `/dev/null` before `main` (so that files opened later never take
+/// its number), which makes a closed output indistinguishable from `> /dev/null` by the time
+/// `main` runs; so the descriptor is looked at earlier, by a constructor that the loader runs
+/// before Rust's runtime starts. Hand-written: no crate offers this check.
+#[cfg(unix)]
+mod closed_stdout {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn look() {
+        // SAFETY: asks whether fd 1 is open; touches no memory.
+        let closed = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) } == -1;
+        CLOSED.store(closed, Ordering::Relaxed);
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    #[used]
+    #[unsafe(link_section = ".init_array")]
+    static LOOK: extern "C" fn() = look;
+
+    #[cfg(target_vendor = "apple")]
+    #[used]
+    #[unsafe(link_section = "__DATA,__mod_init_func")]
+    static LOOK: extern "C" fn() = look;
+
+    pub fn was_closed() -> bool {
+        CLOSED.load(Ordering::Relaxed)
     }
 }
 

@@ -93,7 +93,11 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
             };
             let trimmed = text.trim_ascii();
             if !trimmed.is_empty() {
-                match input::parse_list_line(trimmed, number) {
+                let parsed = input::parse_list_line(trimmed, number).and_then(|list| {
+                    ranker.check_list(&list).map_err(|e| e.at_line(&[number]))?;
+                    Ok(list)
+                });
+                match parsed {
                     Ok(list) => {
                         pending.push(list);
                         pending_lines.push(number);

@@ -448,6 +448,11 @@ fn check_output(model_dir: &Path, out_dir: &Path) -> Result<()> {
             out_dir.display()
         )))
     };
+    if let (Some(model), Some(out)) = (resolved(model_dir), resolved(out_dir))
+        && out.starts_with(&model)
+    {
+        return refuse("is the source model directory or inside it");
+    }
     if let Ok(meta) = std::fs::symlink_metadata(out_dir) {
         if meta.file_type().is_symlink() {
             return refuse("is a symlink; give the directory itself");
@@ -462,11 +467,6 @@ fn check_output(model_dir: &Path, out_dir: &Path) -> Result<()> {
         if !empty && !is_bundle(out_dir) {
             return refuse("exists and is neither empty nor a bundle (it would be replaced)");
         }
-    }
-    if let (Some(model), Some(out)) = (resolved(model_dir), resolved(out_dir))
-        && out.starts_with(&model)
-    {
-        return refuse("is the source model directory or inside it");
     }
     Ok(())
 }
