@@ -49,7 +49,6 @@ pub struct ListLimits {
     /// Most passages in one list.
     pub max_passages: usize,
     heads: u64,
-    budget_bytes: u64,
 }
 
 impl ListLimits {
@@ -57,14 +56,12 @@ impl ListLimits {
     /// longest list whose attention fits [`DEFAULT_LIST_ATTENTION_BYTES`].
     pub fn new(heads: usize, max_passages: Option<usize>) -> Self {
         let heads = heads.max(1) as u64;
-        let budget_bytes = DEFAULT_LIST_ATTENTION_BYTES;
-        let cells = budget_bytes / (heads * LIST_ATTENTION_BYTES_PER_CELL);
+        let cells = DEFAULT_LIST_ATTENTION_BYTES / (heads * LIST_ATTENTION_BYTES_PER_CELL);
         // The list holds the query too.
         let fitting = ((cells as f64).sqrt() as usize).saturating_sub(1).max(1);
         Self {
             max_passages: max_passages.unwrap_or(fitting).max(1),
             heads,
-            budget_bytes,
         }
     }
 
@@ -104,7 +101,7 @@ impl ListLimits {
             let mut longest = lengths[start];
             while end < lengths.len() {
                 let len = longest.max(lengths[end]);
-                if self.attention_bytes(end + 1 - start, len) > self.budget_bytes {
+                if self.attention_bytes(end + 1 - start, len) > DEFAULT_LIST_ATTENTION_BYTES {
                     break;
                 }
                 longest = len;
