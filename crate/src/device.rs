@@ -89,8 +89,8 @@ impl Precision {
     }
 }
 
-/// The one parser of both enums' names (the CLI's, the browser's and the manifest's): looks
-/// `name` up in a `NAMES` table.
+/// The parser of both enums' names for the library and the browser (the CLI's `ValueEnum`
+/// takes the same names and aliases): looks `name` up in a `NAMES` table.
 fn parse_name<T: Copy>(name: &str, names: &[(&[&str], T)], what: &str) -> Result<T> {
     names
         .iter()

@@ -78,7 +78,7 @@ impl ListLimits {
         let len = |list: &L| list.as_ref().len();
         match batch
             .iter()
-            .position(|list| len(list) > self.max_passages + 1)
+            .position(|list| len(list).saturating_sub(1) > self.max_passages)
         {
             None => Ok(()),
             Some(list) => Err(Error::ListTooLong {

@@ -86,11 +86,12 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// The float type the weights are stored in: `f32` or `f16` (`fp32`, `fp16` also read).
+    /// The float type the weights are stored in: `f32` or `f16`, as `convert` writes it (the
+    /// browser passes the name on as `storedDtype`).
     pub fn stored_dtype(&self) -> Result<StoredDType> {
         match self.dtype.as_str() {
-            "f32" | "fp32" => Ok(StoredDType::F32),
-            "f16" | "fp16" => Ok(StoredDType::F16),
+            "f32" => Ok(StoredDType::F32),
+            "f16" => Ok(StoredDType::F16),
             other => Err(Error::checkpoint(
                 MANIFEST_FILE,
                 format!("unknown dtype `{other}` (expected f32 or f16)"),

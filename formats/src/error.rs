@@ -127,8 +127,8 @@ impl Error {
         }
     }
 
-    /// Every code `code()` can return, for tools that map them (the CLI's exit statuses, the
-    /// JavaScript side's list, tests).
+    /// Every code `code()` can return, for tools that list them (the JavaScript side's
+    /// protocol.js, tests).
     pub const CODES: [&'static str; 9] = [
         "MODEL_FETCH_FAILED",
         "INPUT_READ_FAILED",

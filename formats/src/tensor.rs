@@ -7,6 +7,13 @@ pub struct RawTensor {
     pub data: Vec<f32>,
 }
 
+impl RawTensor {
+    /// Whether every value is finite (no NaN, no infinity).
+    pub fn all_finite(&self) -> bool {
+        self.data.iter().all(|v| v.is_finite())
+    }
+}
+
 /// Element types found in checkpoints, decoded to f32 on load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoredDType {

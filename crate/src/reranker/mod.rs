@@ -115,10 +115,10 @@ impl Reranker {
         self.placement.options()
     }
 
-    /// Checks one `[query, passage, ...]` list as scoring would (shape and length), so that a
-    /// caller reading lists one by one can refuse a bad one before it joins a batch.
-    pub fn check_list<S: AsRef<str>>(&self, list: &[S]) -> Result<()> {
-        validate_list(list)?;
+    /// Checks one list's length against [`Reranker::max_passages`] as scoring would, so that
+    /// a caller reading lists one by one can refuse a long one before it joins a batch (its
+    /// shape, a query and a passage, is the caller's to check).
+    pub fn check_list_length<S: AsRef<str>>(&self, list: &[S]) -> Result<()> {
         self.limits.check(std::slice::from_ref(&list))
     }
 

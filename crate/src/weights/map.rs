@@ -68,7 +68,7 @@ impl WeightMap {
     /// Adds a host tensor. A key that is already there is an error naming both files: two
     /// sources for one parameter would otherwise be resolved silently by read order.
     pub fn insert(&mut self, key: String, file: &str, tensor: RawTensor) -> Result<()> {
-        let finite = tensor.data.iter().all(|v| v.is_finite());
+        let finite = tensor.all_finite();
         self.add(key, file, finite, Weight::Host(tensor))
     }
 
@@ -108,7 +108,7 @@ impl WeightMap {
                 self.insert_uploaded(key, file, tensor, at.device(), at.dtype())
             }
             Destination::ShapesOnly => {
-                let finite = tensor.data.iter().all(|v| v.is_finite());
+                let finite = tensor.all_finite();
                 let weight = Weight::Checked {
                     shape: tensor.shape,
                 };
@@ -127,7 +127,7 @@ impl WeightMap {
         device: &Device,
         dtype: FloatDType,
     ) -> Result<()> {
-        let finite = tensor.data.iter().all(|v| v.is_finite());
+        let finite = tensor.all_finite();
         let elements = tensor.data.len();
         let data = TensorData::new(tensor.data, [elements]);
         let uploaded = Tensor::<1>::from_data(data, (device, dtype.into()));

@@ -94,7 +94,9 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
             let trimmed = text.trim_ascii();
             if !trimmed.is_empty() {
                 let parsed = input::parse_list_line(trimmed, number).and_then(|list| {
-                    ranker.check_list(&list).map_err(|e| e.at_line(&[number]))?;
+                    ranker
+                        .check_list_length(&list)
+                        .map_err(|e| e.at_line(&[number]))?;
                     Ok(list)
                 });
                 match parsed {

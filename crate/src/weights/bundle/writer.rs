@@ -171,7 +171,7 @@ impl SourceTensors {
             .ok_or_else(|| Error::checkpoint("checkpoint", format!("no tensor `{}`", entry.key)))?;
         let index = &self.files[on_disk.file];
         let raw = index.read(&on_disk.tensor)?;
-        if raw.data.iter().any(|v| !v.is_finite()) {
+        if !raw.all_finite() {
             return Err(Error::NonFinite {
                 file: index.path.display().to_string(),
                 key: entry.key.clone(),
