@@ -75,8 +75,16 @@ cargo test --release --workspace 2>&1
 # does not depend on it). LCR_SKIP_FUZZ=1 skips this part; LCR_FUZZ_SECONDS sets the time per
 # target (default 20; the CI budget holds the instrumented build plus 2 minutes of fuzzing).
 if [ -z "${LCR_SKIP_FUZZ:-}" ]; then
-    rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-    command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+    # The nightly the threaded browser build is pinned to (web/env.sh), or `nightly` where it
+    # is installed, as web/build.sh chooses: one nightly for both.
+    source web/env.sh
+    nightly="${LCR_NIGHTLY:-nightly}"
+    if ! rustup run "$nightly" rustc -V >/dev/null 2>&1; then
+        nightly="$LCR_NIGHTLY_PINNED"
+        rustup run "$nightly" rustc -V >/dev/null 2>&1 \
+            || rustup toolchain install "$nightly" --profile minimal >&2
+    fi
+    command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --version 0.13.2 --locked
     (
         cd formats/fuzz
         # Its own target directory (instrumented artifacts must not mix with the workspace's),
@@ -85,12 +93,12 @@ if [ -z "${LCR_SKIP_FUZZ:-}" ]; then
         # Fuzz from a scratch copy of the seeds, so that the committed corpus stays the seeds.
         work="$(mktemp -d)"
         trap 'rm -rf "$work"' EXIT
-        for target in $(cargo +nightly fuzz list); do
+        for target in $(cargo "+$nightly" fuzz list); do
             mkdir -p "$work/$target"
             cp corpus/"$target"/* "$work/$target/"
             log="$work/$target.log"
-            if ! cargo +nightly fuzz run "$target" "$work/$target" -- \
-                -max_total_time="${LCR_FUZZ_SECONDS:-20}" -rss_limit_mb=4096 \
+            if ! cargo "+$nightly" fuzz run "$target" "$work/$target" -- \
+                -max_total_time="${LCR_FUZZ_SECONDS:-20}" -seed=1 -rss_limit_mb=4096 \
                 -print_final_stats=1 >"$log" 2>&1; then
                 tail -n 80 "$log"
                 echo "fuzz target $target crashed: its input is under formats/fuzz/artifacts/$target/" >&2
@@ -113,11 +121,11 @@ if [ -z "${LCR_SKIP_BROWSER:-}" ]; then
             echo "warning: chromium or fonts-wqy-microhei is missing (install them as root)" >&2
         fi
     fi
-    bash web/build.sh
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
     # The package's JavaScript (web/*.js) checked against its types (index.d.ts, protocol.js's
-    # JSDoc) by TypeScript, without the wasm build: a type error fails the run.
+    # JSDoc) by TypeScript; it needs no wasm build, so a type error fails the run before it.
     (cd tests/browser && npm run --silent typecheck)
+    bash web/build.sh
     cargo build --release --bin listconranker --manifest-path crate/Cargo.toml
     LCR_BIN="$CARGO_TARGET_DIR/release/listconranker" \
         node --test --test-reporter=spec --test-concurrency=1 tests/browser/*.test.js 2>&1

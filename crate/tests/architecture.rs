@@ -80,7 +80,13 @@ fn crate_references(text: &str) -> Vec<String> {
                 .find(|(item, _)| *item == name)
                 .map_or(name, |(_, module)| module.to_string())
         })
-        .filter(|name| !name.is_empty())
+        // A grouped import (`crate::{a, b}`) would hide its modules from this scan.
+        .inspect(|name| {
+            assert!(
+                !name.is_empty(),
+                "write one `use crate::module::...` per module"
+            )
+        })
         .collect()
 }
 

@@ -919,22 +919,9 @@ fn a_server_without_commit_hashes_gets_a_snapshot_named_after_the_revision() {
 
 /// The Python venv with huggingface_hub (tests/run.sh sets LCR_VENV); `None` (skip, with the
 /// reason) when there is none, a failure when LCR_REQUIRE_VENV is set.
+/// The reference venv's Python (it has huggingface_hub), or a printed skip (a failure in CI).
 fn python() -> Option<PathBuf> {
-    let reason = match std::env::var_os("LCR_VENV") {
-        Some(venv) => {
-            let python = PathBuf::from(venv).join("bin/python");
-            if python.is_file() {
-                return Some(python);
-            }
-            format!("{} does not exist", python.display())
-        }
-        None => "LCR_VENV is not set (tests/run.sh sets it)".into(),
-    };
-    if std::env::var_os("LCR_REQUIRE_VENV").is_some() {
-        panic!("LCR_REQUIRE_VENV is set but {reason}");
-    }
-    eprintln!("skipping the huggingface_hub check: {reason}");
-    None
+    common::reference_venv().map(|venv| venv.join("bin/python"))
 }
 
 fn run_python(python: &Path, home: &Path, offline: bool, endpoint: &str, script: &str) -> Output {

@@ -35,6 +35,7 @@ proptest! {
         let together = ranker().compute_score(&lists).unwrap();
         for (list, scores) in lists.iter().zip(&together) {
             let alone = ranker().compute_score(std::slice::from_ref(list)).unwrap();
+            prop_assert_eq!(alone[0].len(), scores.len());
             for (a, b) in alone[0].iter().zip(scores) {
                 prop_assert!((a - b).abs() <= 1e-6, "alone {a} vs batched {b}");
             }
@@ -42,15 +43,27 @@ proptest! {
     }
 
     #[test]
-    fn identical_passages_get_identical_scores(list in list(16)) {
+    fn identical_passages_get_identical_scores(
+        list in list(16),
+        copied in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+    ) {
+        // Every generated list gets a duplicate: a copy of one passage at another position.
+        let mut list = list;
+        let passage = list[1 + copied.index(list.len() - 1)].clone();
+        list.insert(1 + at.index(list.len()), passage);
         let scores = &ranker().compute_score(std::slice::from_ref(&list)).unwrap()[0];
+        prop_assert_eq!(scores.len(), list.len() - 1);
+        let mut duplicates = 0;
         for i in 1..list.len() {
-            for j in 1..list.len() {
+            for j in i + 1..list.len() {
                 if list[i] == list[j] {
+                    duplicates += 1;
                     prop_assert_eq!(scores[i - 1], scores[j - 1]);
                 }
             }
         }
+        prop_assert!(duplicates > 0);
     }
 
     #[test]
