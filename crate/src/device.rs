@@ -142,7 +142,7 @@ pub struct LoadOptions {
     /// ([`Backend::default_batch_tokens`]).
     pub batch_tokens: Option<usize>,
     /// Most passages in one list; `None`: the longest list whose list attention fits 1 GiB
-    /// (2271 passages for the released model's 16 heads). Longer lists are refused before
+    /// (2363 passages for the released model's 16 heads). Longer lists are refused before
     /// anything is allocated.
     pub max_passages: Option<usize>,
 }

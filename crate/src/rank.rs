@@ -35,8 +35,9 @@ pub fn validate_list<S: AsRef<str>>(list: &[S]) -> Result<()> {
 pub use listconranker_formats::input::list_problem;
 
 /// Bytes the list transformer's attention takes per head and (item, item) cell of a list: the
-/// f32 scores, their softmax and its weights (3 x 4 bytes), and the boolean mask (1 byte).
-const LIST_ATTENTION_BYTES_PER_CELL: u64 = 13;
+/// f32 scores, their softmax and its weights (3 x 4 bytes). The mask is a per-item padding row
+/// broadcast by burn, so it adds nothing per cell.
+const LIST_ATTENTION_BYTES_PER_CELL: u64 = 12;
 
 /// Memory the list attention of one scoring pass may take by default: a list's cost grows with
 /// the square of its length, so the default longest list is derived from it.
@@ -261,20 +262,20 @@ mod tests {
 
     #[test]
     fn list_limits_follow_the_attention_memory() {
-        // 16 heads (the released model): sqrt(2^30 / (16 * 13)) = 2272 items, 2271 passages.
+        // 16 heads (the released model): sqrt(2^30 / (16 * 12)) = 2364 items, 2363 passages.
         let limits = ListLimits::new(16, None);
-        assert_eq!(limits.max_passages, 2271);
-        let long = vec![vec!["t"; 2273]];
+        assert_eq!(limits.max_passages, 2363);
+        let long = vec![vec!["t"; 2365]];
         let e = limits.check(&long).unwrap_err();
         assert_eq!(e.code(), "INPUT_INVALID");
         let text = e.to_string();
         assert!(
-            text.contains("list 0: 2272 passages") && text.contains("limit of 2271"),
+            text.contains("list 0: 2364 passages") && text.contains("limit of 2363"),
             "{text}"
         );
-        assert!(limits.check(&[vec!["t"; 2272]]).is_ok());
+        assert!(limits.check(&[vec!["t"; 2364]]).is_ok());
         assert_eq!(ListLimits::new(16, Some(5)).max_passages, 5);
-        // Groups: 1000-item lists take 208 MB each; five fit in 1 GiB, not six.
+        // Groups: 1000-item lists take 192 MB each; five fit in 1 GiB, not six.
         let groups = limits.groups(&[1000; 12]);
         assert_eq!(groups, vec![0..5, 5..10, 10..12]);
         assert_eq!(limits.groups(&[3000, 2]), vec![0..1, 1..2]);

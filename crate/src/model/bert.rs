@@ -91,13 +91,14 @@ impl BertLayer {
         })
     }
 
-    fn forward(&self, x: Tensor<3>, blocked: Tensor<3, Bool>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let context = multi_head_attention(
             self.query.forward(x.clone()),
             self.key.forward(x.clone()),
             self.value.forward(x.clone()),
-            blocked,
+            padding,
             self.heads,
+            false,
         );
         let x = self
             .attention_norm
@@ -123,16 +124,11 @@ impl BertEncoder {
     /// `ids`: [batch, seq]; `real`: [batch, seq] with 1.0 on real tokens and 0.0 on padding.
     /// Returns [batch, hidden] in f32.
     pub fn forward_pooled(&self, ids: Tensor<2, Int>, real: Tensor<2>) -> Tensor<2> {
-        let [batch, seq] = ids.dims();
         // Keys that are padding are blocked for every query row.
-        let blocked = real
-            .clone()
-            .equal_elem(0.0)
-            .unsqueeze_dim::<3>(1)
-            .expand([batch, seq, seq]);
+        let padding = real.clone().equal_elem(0.0);
         let mut x = self.embeddings.forward(ids);
         for layer in &self.layers {
-            x = layer.forward(x, blocked.clone());
+            x = layer.forward(x, padding.clone());
         }
         // Pool in f32 whatever the model's dtype: a sum over hundreds of tokens in f16 loses digits.
         let (x, real) = (x.cast(FloatDType::F32), real.cast(FloatDType::F32));

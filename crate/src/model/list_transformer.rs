@@ -38,21 +38,15 @@ pub struct ListTransformer {
     layers: Vec<ListLayer>,
 }
 
-/// ListAttention for a padded batch of lists: [batch, len, len], true where row i may not
-/// attend to column j. Row 0 (the query) sees only itself; every other row sees the real items
-/// of its list (query and passages); padding is never attended to.
-pub fn list_attention_mask(lengths: &[usize], len: usize) -> TensorData {
-    let mut blocked = Vec::with_capacity(lengths.len() * len * len);
-    for &real in lengths {
-        for row in 0..len {
-            for col in 0..len {
-                let padding = col >= real;
-                let query_row_off_diagonal = row == 0 && col != 0;
-                blocked.push(padding || query_row_off_diagonal);
-            }
-        }
-    }
-    TensorData::new(blocked, [lengths.len(), len, len])
+/// The padding of a batch of lists: [batch, len], true on the items past each list's real
+/// length. With [`multi_head_attention`]'s query-row rule this is ListAttention: the query (row 0)
+/// sees only itself, every other item sees the real items of its list, padding is never seen.
+pub fn list_padding(lengths: &[usize], len: usize) -> TensorData {
+    let padding = lengths
+        .iter()
+        .flat_map(|&real| (0..len).map(move |item| item >= real))
+        .collect::<Vec<_>>();
+    TensorData::new(padding, [lengths.len(), len])
 }
 
 impl QueryEmbedding {
@@ -91,13 +85,13 @@ impl ListLayer {
         })
     }
 
-    fn forward(&self, x: Tensor<3>, blocked: Tensor<3, Bool>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let [_, _, d] = x.dims();
         let qkv = self.in_proj.forward(x.clone());
         let q = qkv.clone().narrow(2, 0, d);
         let k = qkv.clone().narrow(2, d, d);
         let v = qkv.narrow(2, 2 * d, d);
-        let context = multi_head_attention(q, k, v, blocked, self.heads);
+        let context = multi_head_attention(q, k, v, padding, self.heads, true);
         let x = self.norm1.forward(x + self.out_proj.forward(context));
         let inner = gelu(self.linear1.forward(x.clone()));
         self.norm2.forward(x + self.linear2.forward(inner))
@@ -121,10 +115,10 @@ impl ListTransformer {
     /// (query included). Returns the list-encoded features, same shape.
     pub fn forward(&self, x: Tensor<3>, lengths: &[usize]) -> Tensor<3> {
         let [_, len, _] = x.dims();
-        let blocked = Tensor::<3, Bool>::from_data(list_attention_mask(lengths, len), &x.device());
+        let padding = Tensor::<2, Bool>::from_data(list_padding(lengths, len), &x.device());
         let mut x = self.query_embedding.forward(x);
         for layer in &self.layers {
-            x = layer.forward(x, blocked.clone());
+            x = layer.forward(x, padding.clone());
         }
         x
     }
@@ -135,20 +129,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn query_row_sees_only_itself_and_padding_is_never_seen() {
-        let data = list_attention_mask(&[3, 2], 3);
-        let blocked: Vec<bool> = data.try_to_vec().unwrap();
-        #[rustfmt::skip]
-        let expected = [
-            // list of 3 (query + 2 passages)
-            false, true, true,
-            false, false, false,
-            false, false, false,
-            // list of 2 (query + 1 passage, then one pad)
-            false, true, true,
-            false, false, true,
-            false, false, true,
-        ];
-        assert_eq!(blocked, expected);
+    fn padding_marks_items_past_each_lists_length() {
+        let padding: Vec<bool> = list_padding(&[3, 2], 3).try_to_vec().unwrap();
+        assert_eq!(padding, [false, false, false, false, false, true]);
     }
 }

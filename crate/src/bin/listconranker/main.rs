@@ -61,7 +61,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub batch_tokens: Option<usize>,
     /// Most passages in one list (default: the longest list whose list attention fits 1 GiB,
-    /// 2271 for the released model); longer lists are an error.
+    /// 2363 for the released model); longer lists are an error.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_passages: Option<u64>,
 }
