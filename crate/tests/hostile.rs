@@ -123,15 +123,15 @@ fn scores_of(dir: &Path, batch: &[Vec<&str>]) -> Result<Vec<Vec<f32>>, Error> {
 #[test]
 fn lists_past_the_limit_are_refused_before_anything_is_allocated() {
     let ranker = load(&model_dir("zh-tiny")).unwrap();
-    // 4 heads: sqrt(2^30 / (4 * 13)) = 4544 items.
-    assert_eq!(ranker.max_passages(), 4543);
+    // 4 heads: sqrt(2^30 / (4 * 12)) = 4729 items.
+    assert_eq!(ranker.max_passages(), 4728);
     let mut huge = vec!["查询"];
     huge.extend(std::iter::repeat_n("段落", 100_000));
     let e = ranker.compute_score(&[huge.clone()]).unwrap_err();
     assert_eq!(e.code(), "INPUT_INVALID");
     assert!(
         e.to_string()
-            .contains("list 0: 100000 passages, more than the limit of 4543"),
+            .contains("list 0: 100000 passages, more than the limit of 4728"),
         "{e}"
     );
     let e = ranker.iterative_inference(&huge).unwrap_err();
