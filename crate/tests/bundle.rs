@@ -9,8 +9,8 @@ use std::process::Command;
 
 use common::*;
 use listconranker::convert::convert as write_bundle;
-use listconranker::weights::bundle::{ConvertOptions, Manifest};
-use listconranker::{LoadOptions, Precision, Reranker};
+use listconranker::weights::bundle::{BundleDtype, ConvertOptions, Manifest};
+use listconranker::{LoadOptions, Reranker};
 
 fn options(max_length: usize) -> LoadOptions {
     LoadOptions {
@@ -19,7 +19,7 @@ fn options(max_length: usize) -> LoadOptions {
     }
 }
 
-fn convert(model: &str, dtype: Precision, out: &Path) -> Manifest {
+fn convert(model: &str, dtype: BundleDtype, out: &Path) -> Manifest {
     let options = ConvertOptions {
         dtype,
         layers_per_shard: 1,
@@ -32,7 +32,7 @@ fn convert(model: &str, dtype: Precision, out: &Path) -> Manifest {
 fn f32_bundles_score_exactly_like_the_split_layout() {
     for model in MODELS {
         let dir = tempfile::tempdir().unwrap();
-        convert(model, Precision::F32, dir.path());
+        convert(model, BundleDtype::F32, dir.path());
         let expected = expected(model);
         for case in &expected.compute_score {
             let original = Reranker::load(model_dir(model), options(case.max_length)).unwrap();
@@ -58,7 +58,7 @@ fn f32_bundles_score_exactly_like_the_split_layout() {
 fn the_manifest_lists_every_file_and_tensor() {
     for model in MODELS {
         let dir = tempfile::tempdir().unwrap();
-        let written = convert(model, Precision::F32, dir.path());
+        let written = convert(model, BundleDtype::F32, dir.path());
         let text = std::fs::read_to_string(dir.path().join("manifest.json")).unwrap();
         let manifest = Manifest::parse(&text).unwrap();
         assert_eq!(manifest.format, "listconranker-bundle");
@@ -105,7 +105,7 @@ fn a_tokenizer_built_from_vocab_txt_is_saved_as_tokenizer_json() {
     // en-3layer has only vocab.txt + tokenizer_config.json.
     assert!(!model_dir("en-3layer").join("tokenizer.json").exists());
     let dir = tempfile::tempdir().unwrap();
-    convert("en-3layer", Precision::F32, dir.path());
+    convert("en-3layer", BundleDtype::F32, dir.path());
     let original = Reranker::load(model_dir("en-3layer"), options(512)).unwrap();
     let bundle = Reranker::load(dir.path(), options(512)).unwrap();
     let debug = expected("en-3layer").debug;
@@ -121,8 +121,8 @@ fn f16_bundles_are_half_the_size_and_close() {
     let model = "zh-tiny";
     let f32_dir = tempfile::tempdir().unwrap();
     let f16_dir = tempfile::tempdir().unwrap();
-    let a = convert(model, Precision::F32, f32_dir.path());
-    let b = convert(model, Precision::F16, f16_dir.path());
+    let a = convert(model, BundleDtype::F32, f32_dir.path());
+    let b = convert(model, BundleDtype::F16, f16_dir.path());
     assert_eq!(b.dtype, "f16");
     let weights = |m: &Manifest| -> u64 {
         m.files
@@ -166,7 +166,7 @@ fn load_error(dir: &Path) -> listconranker::Error {
 #[test]
 fn bad_bundles_are_refused_with_model_invalid() {
     let dir = tempfile::tempdir().unwrap();
-    convert("zh-tiny", Precision::F32, dir.path());
+    convert("zh-tiny", BundleDtype::F32, dir.path());
     let manifest_path = dir.path().join("manifest.json");
     let text = std::fs::read_to_string(&manifest_path).unwrap();
 
@@ -249,7 +249,7 @@ fn shards_respect_the_size_limit_and_keep_the_scores() {
     let dir = tempfile::tempdir().unwrap();
     let limit = 30_000u64;
     let options = ConvertOptions {
-        dtype: Precision::F32,
+        dtype: BundleDtype::F32,
         shard_bytes: limit,
         ..ConvertOptions::default()
     };

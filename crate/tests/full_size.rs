@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use listconranker::convert::convert as write_bundle;
-use listconranker::weights::bundle::{ConvertOptions, Manifest};
-use listconranker::{LoadOptions, Precision, Reranker};
+use listconranker::weights::bundle::{BundleDtype, ConvertOptions, Manifest};
+use listconranker::{LoadOptions, Reranker};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -43,7 +43,7 @@ fn load(dir: &Path) -> Reranker {
         .unwrap_or_else(|e| panic!("loading {}: {e}", dir.display()))
 }
 
-fn convert(model: &Path, dtype: Precision, out: &Path) -> Manifest {
+fn convert(model: &Path, dtype: BundleDtype, out: &Path) -> Manifest {
     let options = ConvertOptions {
         dtype,
         ..ConvertOptions::default()
@@ -90,7 +90,7 @@ fn split_layout_and_f32_bundle_score_like_the_reference() {
     eprintln!("split layout, f32 on the CPU: max |score - reference| {worst:.2e}");
 
     let dir = tempfile::tempdir().unwrap();
-    let manifest = convert(&model, Precision::F32, dir.path());
+    let manifest = convert(&model, BundleDtype::F32, dir.path());
     check_shard_sizes(&manifest, dir.path(), 4);
     let bundle = all_scores(&load(dir.path()), &expected);
     assert_eq!(
@@ -105,7 +105,7 @@ fn f16_bundle_scores_within_tolerance_and_same_ranking() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let manifest = convert(&model, Precision::F16, dir.path());
+    let manifest = convert(&model, BundleDtype::F16, dir.path());
     assert_eq!(manifest.dtype, "f16");
     check_shard_sizes(&manifest, dir.path(), 2);
     let got = all_scores(&load(dir.path()), &expected);

@@ -5,26 +5,77 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::tensor::StoredDType;
 
 /// The `format` field of every manifest.
 pub const BUNDLE_FORMAT: &str = "listconranker-bundle";
-/// The manifest version this build writes and reads. Readers refuse newer versions.
-pub const BUNDLE_VERSION: u32 = 1;
+/// The newest manifest version this build reads; readers refuse newer versions. Float bundles
+/// are written as version 1 (unchanged since), quantized ones as version 2.
+pub const BUNDLE_VERSION: u32 = 2;
+/// The version of bundles without quantized weights.
+pub const FLOAT_BUNDLE_VERSION: u32 = 1;
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub format: String,
     pub version: u32,
-    /// Float type of the stored weights: `f32` or `f16` (decoded to f32 on load).
+    /// Type of the stored weights: `f32` or `f16`, or `q8` / `q4` (quantized weights, the rest
+    /// in f16; see `quantization`). Decoded to f32 on load.
     pub dtype: String,
+    /// How a `q8` / `q4` bundle's weights were quantized (absent in float bundles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<Quantization>,
     /// The model's `config.json`, as it was.
     pub config: serde_json::Value,
     /// Path (inside the bundle) of the tokenizer, also listed in `files`.
     pub tokenizer: String,
     /// Every file of the bundle but the manifest, in load order.
     pub files: Vec<BundleFile>,
+}
+
+/// The stored type of a bundle's weights (the manifest's `dtype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleDtype {
+    F32,
+    F16,
+    /// int8 per row for the Linear weights and the word embeddings; the rest f16.
+    Q8,
+    /// 4-bit blocks for the encoder's Linear weights; the rest as in `Q8`.
+    Q4,
+}
+
+impl BundleDtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            BundleDtype::F32 => "f32",
+            BundleDtype::F16 => "f16",
+            BundleDtype::Q8 => "q8",
+            BundleDtype::Q4 => "q4",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::F32, Self::F16, Self::Q8, Self::Q4]
+            .into_iter()
+            .find(|d| d.name() == name)
+    }
+
+    pub fn is_quantized(self) -> bool {
+        matches!(self, BundleDtype::Q8 | BundleDtype::Q4)
+    }
+}
+
+/// The manifest's `quantization` object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Quantization {
+    /// `q8` or `q4`, the same as the manifest's `dtype`.
+    pub scheme: String,
+    /// Values per scale of the q4 weights (absent for `q8`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<usize>,
+    /// The float type of the values the quantizer read (`f32`, or the dtype of the bundle that
+    /// was re-converted).
+    pub quantized_from: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,7 +113,8 @@ impl Manifest {
                 ),
             ));
         }
-        manifest.stored_dtype()?;
+        manifest.bundle_dtype()?;
+        manifest.check_quantization()?;
         for file in &manifest.files {
             let plain = !file.path.is_empty()
                 && !file.path.starts_with('.')
@@ -86,16 +138,52 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// The float type the weights are stored in: `f32` or `f16`, as `convert` writes it (the
-    /// browser passes the name on as `storedDtype`).
-    pub fn stored_dtype(&self) -> Result<StoredDType> {
-        match self.dtype.as_str() {
-            "f32" => Ok(StoredDType::F32),
-            "f16" => Ok(StoredDType::F16),
-            other => Err(Error::checkpoint(
+    /// The type the weights are stored in, as `convert` writes it (the browser passes the name
+    /// on as `storedDtype`).
+    pub fn bundle_dtype(&self) -> Result<BundleDtype> {
+        BundleDtype::from_name(&self.dtype).ok_or_else(|| {
+            Error::checkpoint(
                 MANIFEST_FILE,
-                format!("unknown dtype `{other}` (expected f32 or f16)"),
+                format!(
+                    "unknown dtype `{}` (expected f32, f16, q8 or q4)",
+                    self.dtype
+                ),
+            )
+        })
+    }
+
+    /// The q4 block size of a `q4` bundle.
+    pub fn q4_block(&self) -> Option<usize> {
+        self.quantization.as_ref().and_then(|q| q.block_size)
+    }
+
+    /// A quantized `dtype` comes with a `quantization` of the same scheme (and a q4 block size
+    /// that splits into whole bytes); a float one with none.
+    fn check_quantization(&self) -> Result<()> {
+        let bad = |why: String| Err(Error::checkpoint(MANIFEST_FILE, why));
+        let dtype = self.bundle_dtype()?;
+        match (&self.quantization, dtype.is_quantized()) {
+            (None, false) => Ok(()),
+            (Some(_), false) => bad(format!(
+                "a `quantization` object in a {} bundle",
+                self.dtype
             )),
+            (None, true) => bad(format!(
+                "dtype `{}` without a `quantization` object",
+                self.dtype
+            )),
+            (Some(q), true) if q.scheme != self.dtype => bad(format!(
+                "unknown quantization scheme `{}` for dtype `{}` (expected `{}`)",
+                q.scheme, self.dtype, self.dtype
+            )),
+            (Some(q), true) => match (dtype, q.block_size) {
+                (BundleDtype::Q4, Some(block)) if block >= 2 && block % 2 == 0 => Ok(()),
+                (BundleDtype::Q4, other) => bad(format!(
+                    "q4 block size {other:?} (expected an even number of at least 2)"
+                )),
+                (_, None) => Ok(()),
+                (_, Some(_)) => bad("a block size for q8 (its scales are per row)".into()),
+            },
         }
     }
 

@@ -7,6 +7,7 @@
 //! - [`tensor`], [`safetensors_file`], [`pickle`] (feature `pickle`): checkpoint tensors
 //!   decoded to f32;
 //! - [`bundle`]: the web bundle's `manifest.json`;
+//! - [`quantize`]: the q8 / q4 weight schemes of quantized bundles;
 //! - [`tokenize`]: the `tokenizers` wrapper;
 //! - [`input`]: the CLI's JSON Lines lists;
 //! - [`harness`]: the fuzz targets' entries, shared with the corpus replay test.
@@ -18,6 +19,7 @@ pub mod harness;
 pub mod input;
 #[cfg(feature = "pickle")]
 pub mod pickle;
+pub mod quantize;
 pub mod safetensors_file;
 pub mod tensor;
 pub mod tokenize;

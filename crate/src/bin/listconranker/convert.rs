@@ -5,10 +5,35 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use listconranker::Result;
 use listconranker::convert::convert;
-use listconranker::weights::bundle::ConvertOptions;
-use listconranker::{Precision, Result};
+use listconranker::weights::bundle::{BundleDtype, ConvertOptions};
+
+/// The stored type of a bundle's weights (the CLI's names for [`BundleDtype`]).
+#[derive(Clone, Copy, ValueEnum)]
+enum StoredDtype {
+    /// Full precision.
+    F32,
+    /// Half the download; scores change slightly.
+    F16,
+    /// int8 Linear weights and word embeddings (one f16 scale per row), the rest f16: about a
+    /// quarter of f32.
+    Q8,
+    /// 4-bit encoder Linear weights (one f16 scale per block), the rest as in q8.
+    Q4,
+}
+
+impl From<StoredDtype> for BundleDtype {
+    fn from(dtype: StoredDtype) -> Self {
+        match dtype {
+            StoredDtype::F32 => BundleDtype::F32,
+            StoredDtype::F16 => BundleDtype::F16,
+            StoredDtype::Q8 => BundleDtype::Q8,
+            StoredDtype::Q4 => BundleDtype::Q4,
+        }
+    }
+}
 
 #[derive(Args)]
 pub struct ConvertArgs {
@@ -19,9 +44,13 @@ pub struct ConvertArgs {
     /// complete; an older bundle there is replaced, any other non-empty directory is refused.
     #[arg(long)]
     out: PathBuf,
-    /// Float type of the stored weights (f16 halves the download; scores change slightly).
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    dtype: Precision,
+    /// Type of the stored weights (quantized ones are decoded to the compute precision on load).
+    #[arg(long, value_enum, default_value_t = StoredDtype::F32)]
+    dtype: StoredDtype,
+    /// Values per f16 scale of q4 weights (an even number; a weight whose input size it does
+    /// not divide is stored as q8).
+    #[arg(long, default_value_t = default_q4_block())]
+    q4_block: usize,
     /// Most bytes per weight shard, in MiB (whole layers per shard where they fit; a single
     /// tensor larger than this gets a shard of its own).
     #[arg(long, default_value_t = 64)]
@@ -31,10 +60,15 @@ pub struct ConvertArgs {
     layers_per_shard: Option<usize>,
 }
 
+fn default_q4_block() -> usize {
+    ConvertOptions::default().q4_block
+}
+
 pub fn run(args: &ConvertArgs) -> Result<()> {
     let started = Instant::now();
     let options = ConvertOptions {
-        dtype: args.dtype,
+        dtype: args.dtype.into(),
+        q4_block: args.q4_block,
         layers_per_shard: args.layers_per_shard.unwrap_or(usize::MAX),
         shard_bytes: args.shard_mb.saturating_mul(1 << 20),
     };

@@ -1,8 +1,8 @@
 //! The web bundle: what browsers load instead of the checkpoint's PyTorch pickles.
 //!
 //! A bundle is a flat directory (or URL prefix) holding
-//! - `manifest.json`: format name and version, the model's `config.json`, the stored float type,
-//!   and every file with its byte size, sha256 and (for weight shards) the tensors it holds;
+//! - `manifest.json`: format name and version, the model's `config.json`, the stored type
+//!   (`f32`, `f16`, or quantized `q8` / `q4`, see `quantization.rs`), and every file with its byte size, sha256 and (for weight shards) the tensors it holds;
 //! - safetensors shards under canonical key names: `embeddings.safetensors`, groups of encoder
 //!   layers `encoder-LL-MM.safetensors`, and `head.safetensors` (projection, list transformer,
 //!   score heads);
@@ -12,12 +12,14 @@
 //! code serves a directory on disk and `fetch` in a browser. The writer (`writer.rs`, behind
 //! `listconranker convert`) is native only. The format is documented in `docs/formats.md`.
 
+#[cfg(feature = "native")]
+mod quantization;
 mod reader;
 #[cfg(feature = "native")]
 mod writer;
 
 pub use listconranker_formats::bundle::{
-    BUNDLE_FORMAT, BUNDLE_VERSION, BundleFile, MANIFEST_FILE, Manifest,
+    BUNDLE_FORMAT, BUNDLE_VERSION, BundleDtype, BundleFile, MANIFEST_FILE, Manifest, Quantization,
 };
 pub use reader::{BundleParts, BundleReader};
 #[cfg(feature = "native")]

@@ -5,7 +5,8 @@ use super::{MANIFEST_FILE, Manifest};
 use crate::config::BertConfig;
 use crate::device::Placement;
 use crate::error::{Error, Result};
-use crate::weights::{Destination, WeightMap, read_safetensors};
+use crate::weights::{Destination, WeightMap};
+use listconranker_formats::safetensors_file::read_bundle_shard;
 
 /// What every loader needs to build a [`crate::Reranker`]: the tokenizer stays as the bytes of
 /// its `tokenizer.json` (building it is the tokenizer layer's job, above this one).
@@ -86,7 +87,6 @@ impl BundleReader {
             self.tokenizer_json = Some(bytes.to_vec());
         } else {
             let listed = &entry.tensors;
-            let mut found = Vec::new();
             for key in listed {
                 self.weights.add_source(key, path);
             }
@@ -96,15 +96,11 @@ impl BundleReader {
                 Owned::Device(at) => Destination::Device(at),
                 Owned::ShapesOnly => Destination::ShapesOnly,
             };
-            read_safetensors(
-                bytes,
-                path,
-                |k| Some(k.to_string()),
-                |k, t| {
-                    found.push(k.clone());
-                    weights.insert_to(destination, k, path, t)
-                },
-            )?;
+            // Quantized weights are decoded to f32 here, one tensor at a time, and go on to the
+            // destination like any float tensor.
+            let mut found = read_bundle_shard(bytes, path, self.manifest.q4_block(), |k, t| {
+                weights.insert_to(destination, k, path, t)
+            })?;
             found.sort();
             let mut expected = listed.clone();
             expected.sort();

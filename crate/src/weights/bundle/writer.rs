@@ -10,9 +10,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use listconranker_formats::bundle::{BundleDtype, FLOAT_BUNDLE_VERSION, Quantization};
+use listconranker_formats::quantize::{Q4_BLOCK, SCALE_SUFFIX, Scheme, quantize};
+
+use super::quantization::Storage;
 use super::reader::{is_bundle, read_bundle_dir, sha256_hex};
 use super::{BUNDLE_FORMAT, BUNDLE_VERSION, BundleFile, MANIFEST_FILE, Manifest};
-use crate::device::Precision;
 use crate::error::{Error, Result};
 use crate::weights::{
     Destination, IndexedTensor, ModelFiles, RawTensor, SafetensorsIndex, WeightMap, encoder_key,
@@ -21,8 +24,11 @@ use crate::weights::{
 
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
-    /// Float type of the stored weights.
-    pub dtype: Precision,
+    /// Type of the stored weights.
+    pub dtype: BundleDtype,
+    /// Values per scale of `q4` weights (a weight whose input size it does not divide is stored
+    /// as `q8`).
+    pub q4_block: usize,
     /// Most encoder layers in one shard (`usize::MAX`: sizes alone decide).
     pub layers_per_shard: usize,
     /// Most bytes of tensor data in one shard (a single tensor larger than this gets a shard
@@ -33,7 +39,8 @@ pub struct ConvertOptions {
 impl Default for ConvertOptions {
     fn default() -> Self {
         Self {
-            dtype: Precision::F32,
+            dtype: BundleDtype::F32,
+            q4_block: Q4_BLOCK,
             layers_per_shard: usize::MAX,
             shard_bytes: 64 << 20,
         }
@@ -46,6 +53,9 @@ pub struct BundleSource {
     pub config: serde_json::Value,
     pub tokenizer_json: Vec<u8>,
     tensors: SourceTensors,
+    /// The stored type of a source bundle (`None` for a checkpoint, whose tensors of every float
+    /// type decode exactly to f32, f64 aside).
+    from_bundle: Option<BundleDtype>,
 }
 
 /// Where a source tensor is: decoded in memory (pickles, bundles) or still on disk in a
@@ -77,6 +87,7 @@ impl BundleSource {
         let text = std::fs::read_to_string(&manifest_path)
             .map_err(|e| Error::read_model(manifest_path.display(), e))?;
         let manifest = Manifest::parse(&text)?;
+        let from_bundle = Some(manifest.bundle_dtype()?);
         let parts = read_bundle_dir(dir, Destination::Host)?;
         Ok(Self {
             config: manifest.config,
@@ -86,6 +97,7 @@ impl BundleSource {
                 on_disk: BTreeMap::new(),
                 files: Vec::new(),
             },
+            from_bundle,
         })
     }
 
@@ -117,7 +129,33 @@ impl BundleSource {
             config,
             tokenizer_json,
             tensors,
+            from_bundle: None,
         })
+    }
+
+    /// The manifest's `quantization` for a bundle of `options.dtype` written from this source.
+    /// Quantizing an already quantized bundle is refused: its errors would add up.
+    fn quantization(&self, options: &ConvertOptions) -> Result<Option<Quantization>> {
+        if !options.dtype.is_quantized() {
+            return Ok(None);
+        }
+        let quantized_from = match self.from_bundle {
+            None => BundleDtype::F32,
+            Some(dtype) if dtype.is_quantized() => {
+                return Err(Error::input(format!(
+                    "the source is a {} bundle: convert to {} from the float checkpoint or an \
+                     f32 / f16 bundle",
+                    dtype.name(),
+                    options.dtype.name()
+                )));
+            }
+            Some(dtype) => dtype,
+        };
+        Ok(Some(Quantization {
+            scheme: options.dtype.name().into(),
+            block_size: (options.dtype == BundleDtype::Q4).then_some(options.q4_block),
+            quantized_from: quantized_from.name().into(),
+        }))
     }
 }
 
@@ -281,8 +319,9 @@ impl ShardPlan {
 /// Packs the tensors into shards in load order: units kept whole where they fit, units larger
 /// than a shard split by tensors.
 fn plan_shards(entries: Vec<TensorEntry>, options: &ConvertOptions) -> Vec<ShardPlan> {
-    let element = options.dtype.bytes() as u64;
-    let bytes_of = |t: &TensorEntry| t.shape.iter().product::<usize>() as u64 * element;
+    let bytes_of = |t: &TensorEntry| {
+        Storage::of(&t.key, &t.shape, options.dtype, options.q4_block).bytes(&t.shape)
+    };
     let mut units: BTreeMap<Unit, Vec<TensorEntry>> = BTreeMap::new();
     for entry in entries {
         units.entry(Unit::of(&entry.key)).or_default().push(entry);
@@ -322,23 +361,58 @@ fn plan_shards(entries: Vec<TensorEntry>, options: &ConvertOptions) -> Vec<Shard
     plans
 }
 
-/// Encodes one tensor's values in the stored float type.
-fn stored_bytes(tensor: &RawTensor, dtype: Precision) -> Vec<u8> {
-    match dtype {
-        Precision::F32 => tensor.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        Precision::F16 => tensor
-            .data
-            .iter()
-            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-            .collect(),
-    }
+/// One stored tensor of a shard: its name, safetensors dtype, shape and bytes.
+struct StoredTensor {
+    name: String,
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
 }
 
-fn safetensors_dtype(dtype: Precision) -> safetensors::Dtype {
-    match dtype {
-        Precision::F32 => safetensors::Dtype::F32,
-        Precision::F16 => safetensors::Dtype::F16,
-    }
+/// Encodes one tensor as `storage` says: one float tensor, or quantized values and their
+/// scales (`<key>.scale`).
+fn stored_tensors(key: &str, tensor: &RawTensor, storage: Storage) -> Result<Vec<StoredTensor>> {
+    let float = |dtype, bytes| StoredTensor {
+        name: key.to_string(),
+        dtype,
+        shape: tensor.shape.clone(),
+        bytes,
+    };
+    Ok(match storage {
+        Storage::F32 => vec![float(
+            safetensors::Dtype::F32,
+            tensor.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        )],
+        Storage::F16 => vec![float(
+            safetensors::Dtype::F16,
+            tensor
+                .data
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect(),
+        )],
+        Storage::Quantized(scheme) => {
+            let q = quantize(scheme, key, &tensor.shape, &tensor.data)?;
+            let values_dtype = match scheme {
+                Scheme::Q8Rows => safetensors::Dtype::I8,
+                Scheme::Q4Blocks { .. } => safetensors::Dtype::U8,
+            };
+            vec![
+                StoredTensor {
+                    name: key.to_string(),
+                    dtype: values_dtype,
+                    shape: q.values_shape,
+                    bytes: q.values,
+                },
+                StoredTensor {
+                    name: format!("{key}{SCALE_SUFFIX}"),
+                    dtype: safetensors::Dtype::F16,
+                    shape: q.scales_shape,
+                    bytes: q.scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
+                },
+            ]
+        }
+    })
 }
 
 /// Reads the plan's tensors from the source and writes them as one safetensors file.
@@ -346,31 +420,25 @@ fn write_shard(
     source: &mut SourceTensors,
     plan: &ShardPlan,
     name: &str,
-    dtype: Precision,
+    options: &ConvertOptions,
     dir: &StagingDir,
 ) -> Result<BundleFile> {
-    let mut values = Vec::with_capacity(plan.tensors.len());
+    let mut stored = Vec::with_capacity(plan.tensors.len());
     for entry in &plan.tensors {
-        values.push(stored_bytes(&source.take(entry)?, dtype));
+        let storage = Storage::of(&entry.key, &entry.shape, options.dtype, options.q4_block);
+        stored.extend(stored_tensors(&entry.key, &source.take(entry)?, storage)?);
     }
-    let views = plan
-        .tensors
+    let views = stored
         .iter()
-        .zip(&values)
-        .map(|(entry, bytes)| {
-            safetensors::tensor::TensorView::new(
-                safetensors_dtype(dtype),
-                entry.shape.clone(),
-                bytes,
-            )
-            .map(|view| (entry.key.clone(), view))
+        .map(|t| {
+            safetensors::tensor::TensorView::new(t.dtype, t.shape.clone(), &t.bytes)
+                .map(|view| (t.name.clone(), view))
         })
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::checkpoint(name, e))?;
     let bytes = safetensors::serialize(views, None).map_err(|e| Error::checkpoint(name, e))?;
-    drop(values);
     let mut file = dir.write(name, &bytes)?;
-    file.tensors = plan.tensors.iter().map(|t| t.key.clone()).collect();
+    file.tensors = stored.into_iter().map(|t| t.name).collect();
     file.tensors.sort();
     Ok(file)
 }
@@ -498,29 +566,34 @@ pub fn write_bundle(
     if options.shard_bytes == 0 {
         return Err(Error::input("the shard size must be at least 1 byte"));
     }
+    if options.dtype == BundleDtype::Q4 && (options.q4_block < 2 || options.q4_block % 2 != 0) {
+        return Err(Error::input(
+            "the q4 block size must be an even number of at least 2",
+        ));
+    }
     check_output(model_dir, out_dir)?;
+    let quantization = source.quantization(options)?;
     let BundleSource {
         config,
         tokenizer_json,
         mut tensors,
+        ..
     } = source;
     let plans = plan_shards(tensors.entries(), options);
     let staging = StagingDir::beside(out_dir)?;
     let mut files = vec![staging.write("tokenizer.json", &tokenizer_json)?];
     for (position, plan) in plans.iter().enumerate() {
         let name = plan.file_name(&plans, position);
-        files.push(write_shard(
-            &mut tensors,
-            plan,
-            &name,
-            options.dtype,
-            &staging,
-        )?);
+        files.push(write_shard(&mut tensors, plan, &name, options, &staging)?);
     }
     let manifest = Manifest {
         format: BUNDLE_FORMAT.into(),
-        version: BUNDLE_VERSION,
-        dtype: options.dtype.to_string(),
+        version: match quantization {
+            Some(_) => BUNDLE_VERSION,
+            None => FLOAT_BUNDLE_VERSION,
+        },
+        dtype: options.dtype.name().into(),
+        quantization,
         config,
         tokenizer: "tokenizer.json".into(),
         files,
@@ -555,7 +628,8 @@ mod tests {
             entry("list_transformer.layers.0.linear1.weight", &[64, 4]),
         ];
         let options = ConvertOptions {
-            dtype: Precision::F32,
+            dtype: BundleDtype::F32,
+            q4_block: Q4_BLOCK,
             layers_per_shard: usize::MAX,
             shard_bytes: 100 * 4,
         };

@@ -1,0 +1,356 @@
+//! The quantized weight schemes of `q8` and `q4` bundles (the format is documented in the
+//! project's `docs/formats.md`), written by `convert` and decoded to f32 when a bundle loads.
+//!
+//! Hand-written: no maintained crate quantizes to this exact layout (safetensors tensors, f16
+//! scales) while reading one shard at a time, and both the writer and the reader must agree with
+//! the NumPy implementation in `tests/reference/` to the bit.
+//!
+//! - `q8`: a 2-D weight `[rows, cols]` as `I8` values `[rows, cols]` in -127..=127 and one `F16`
+//!   scale per row `[rows]`: `w = q * scale`.
+//! - `q4`: a 2-D weight `[rows, cols]` in blocks of `block` consecutive values of a row (cols a
+//!   multiple of `block`), as `U8` bytes `[rows, cols / 2]` holding two values each (value
+//!   `2j` in the low nibble, `2j + 1` in the high one, each stored as `q + 8` with q in
+//!   -7..=7) and one `F16` scale per block `[rows, cols / block]`: `w = q * scale`.
+//!
+//! Scales: `f16(max |w| / qmax)` of the row or block (qmax 127 or 7, the division in f32, the
+//! f16 rounded to nearest-even); values `clamp(round_half_even(w / f32(scale)), -qmax, qmax)`,
+//! or 0 where the scale is 0.
+
+use half::f16;
+
+use crate::error::{Error, Result};
+
+/// The suffix of a quantized weight's scale tensor: `<weight key>.scale`.
+pub const SCALE_SUFFIX: &str = ".scale";
+
+/// The default block size of `q4` (values per f16 scale along a row).
+pub const Q4_BLOCK: usize = 32;
+
+/// How one weight is quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Symmetric int8, one scale per row.
+    Q8Rows,
+    /// Symmetric 4-bit, one scale per `block` values of a row.
+    Q4Blocks { block: usize },
+}
+
+/// A quantized weight: the stored values, its scales and the shapes they are stored with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quantized {
+    pub values: Vec<u8>,
+    pub values_shape: Vec<usize>,
+    pub scales: Vec<f16>,
+    pub scales_shape: Vec<usize>,
+}
+
+impl Scheme {
+    fn qmax(self) -> f32 {
+        match self {
+            Scheme::Q8Rows => 127.0,
+            Scheme::Q4Blocks { .. } => 7.0,
+        }
+    }
+
+    /// Values per scale along a row of `cols` values.
+    fn group(self, cols: usize) -> usize {
+        match self {
+            Scheme::Q8Rows => cols,
+            Scheme::Q4Blocks { block } => block,
+        }
+    }
+
+    /// Whether a `[rows, cols]` weight can take this scheme (q4 needs whole, even blocks).
+    pub fn fits(self, shape: &[usize]) -> bool {
+        match (self, shape) {
+            (Scheme::Q8Rows, [rows, cols]) => *rows > 0 && *cols > 0,
+            (Scheme::Q4Blocks { block }, [rows, cols]) => {
+                *rows > 0 && *cols > 0 && block >= 2 && block % 2 == 0 && cols % block == 0
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Quantizes a row-major `[rows, cols]` weight. `name` (the weight's key) is for errors: a scale past f16's range
+/// (values above 65504 x qmax) cannot be stored.
+pub fn quantize(scheme: Scheme, name: &str, shape: &[usize], data: &[f32]) -> Result<Quantized> {
+    if !scheme.fits(shape) || shape.iter().product::<usize>() != data.len() {
+        return Err(Error::checkpoint(
+            name,
+            format!("a weight of shape {shape:?} cannot be quantized as {scheme:?}"),
+        ));
+    }
+    let (rows, cols) = (shape[0], shape[1]);
+    let group = scheme.group(cols);
+    let qmax = scheme.qmax();
+    let mut scales = Vec::with_capacity(data.len() / group);
+    let mut levels = Vec::with_capacity(data.len());
+    for values in data.chunks_exact(group) {
+        let absmax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = f16::from_f32(absmax / qmax);
+        if !scale.is_finite() || !absmax.is_finite() {
+            return Err(Error::checkpoint(
+                name,
+                format!("values up to {absmax} do not fit {scheme:?}'s f16 scales"),
+            ));
+        }
+        let step = scale.to_f32();
+        levels.extend(values.iter().map(|&v| {
+            if step == 0.0 {
+                0i8
+            } else {
+                (v / step).round_ties_even().clamp(-qmax, qmax) as i8
+            }
+        }));
+        scales.push(scale);
+    }
+    Ok(match scheme {
+        Scheme::Q8Rows => Quantized {
+            values: levels.iter().map(|&q| q as u8).collect(),
+            values_shape: vec![rows, cols],
+            scales,
+            scales_shape: vec![rows],
+        },
+        Scheme::Q4Blocks { block } => Quantized {
+            values: levels
+                .chunks_exact(2)
+                .map(|pair| nibble(pair[0]) | (nibble(pair[1]) << 4))
+                .collect(),
+            values_shape: vec![rows, cols / 2],
+            scales,
+            scales_shape: vec![rows, cols / block],
+        },
+    })
+}
+
+fn nibble(q: i8) -> u8 {
+    (q + 8) as u8
+}
+
+/// A stored quantized weight as found in a shard, before decoding.
+pub struct StoredQuantized<'a> {
+    /// `I8` (q8) or `U8` (q4).
+    pub scheme_of_values: ValuesKind,
+    pub values: &'a [u8],
+    pub values_shape: &'a [usize],
+    /// Little-endian f16 bytes.
+    pub scales: &'a [u8],
+    pub scales_shape: &'a [usize],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValuesKind {
+    I8,
+    U8,
+}
+
+/// Decodes a stored quantized weight to its f32 values and logical shape `[rows, cols]`. Every
+/// size is checked against the others before anything is allocated; `expected_block` is the
+/// manifest's q4 block size. Errors name `name` (the weight's key).
+pub fn dequantize(
+    file: &str,
+    name: &str,
+    stored: &StoredQuantized,
+    expected_block: Option<usize>,
+) -> Result<(Vec<usize>, Vec<f32>)> {
+    let bad = |why: String| Error::checkpoint(file, format!("tensor `{name}`: {why}"));
+    let [rows, stored_cols] = *stored.values_shape else {
+        return Err(bad(format!(
+            "quantized values of shape {:?} (expected 2 dimensions)",
+            stored.values_shape
+        )));
+    };
+    let elements = rows
+        .checked_mul(stored_cols)
+        .filter(|&n| n == stored.values.len())
+        .ok_or_else(|| {
+            bad(format!(
+                "quantized values of shape {:?} but {} bytes",
+                stored.values_shape,
+                stored.values.len()
+            ))
+        })?;
+    let scales_count = stored
+        .scales_shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d));
+    if scales_count.and_then(|n| n.checked_mul(2)) != Some(stored.scales.len()) {
+        return Err(bad(format!(
+            "scales of shape {:?} but {} bytes",
+            stored.scales_shape,
+            stored.scales.len()
+        )));
+    }
+    let scales: Vec<f32> = stored
+        .scales
+        .chunks_exact(2)
+        .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+        .collect();
+    if !scales.iter().all(|s| s.is_finite()) {
+        return Err(bad("a scale is not finite".into()));
+    }
+    match stored.scheme_of_values {
+        ValuesKind::I8 => {
+            if stored.scales_shape != [rows] {
+                return Err(bad(format!(
+                    "q8 scales of shape {:?} for values of shape [{rows}, {stored_cols}] \
+                     (expected [{rows}])",
+                    stored.scales_shape
+                )));
+            }
+            if stored.values.iter().any(|&b| b as i8 == i8::MIN) {
+                return Err(bad("a q8 value is -128 (outside -127..=127)".into()));
+            }
+            let data = stored
+                .values
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| (b as i8) as f32 * scales[i / stored_cols.max(1)])
+                .collect();
+            debug_assert_eq!(elements, rows * stored_cols);
+            Ok((vec![rows, stored_cols], data))
+        }
+        ValuesKind::U8 => {
+            let cols = stored_cols * 2;
+            let [scale_rows, blocks] = *stored.scales_shape else {
+                return Err(bad(format!(
+                    "q4 scales of shape {:?} (expected [{rows}, blocks])",
+                    stored.scales_shape
+                )));
+            };
+            let block = if blocks > 0 && cols % blocks == 0 {
+                cols / blocks
+            } else {
+                0
+            };
+            if scale_rows != rows || block < 2 || block % 2 != 0 {
+                return Err(bad(format!(
+                    "q4 scales of shape {:?} do not divide values of {cols} columns into \
+                     even blocks",
+                    stored.scales_shape
+                )));
+            }
+            if let Some(expected) = expected_block
+                && expected != block
+            {
+                return Err(bad(format!(
+                    "q4 blocks of {block} values, manifest.json says {expected}"
+                )));
+            }
+            if stored.values.iter().any(|&b| b & 0x0f == 0 || b >> 4 == 0) {
+                return Err(bad("a q4 value is -8 (outside -7..=7)".into()));
+            }
+            let mut data = Vec::with_capacity(rows * cols);
+            for (i, &byte) in stored.values.iter().enumerate() {
+                let column = (i % stored_cols) * 2;
+                let scale = scales[(i / stored_cols) * blocks + column / block];
+                data.push(((byte & 0x0f) as i8 - 8) as f32 * scale);
+                data.push(((byte >> 4) as i8 - 8) as f32 * scale);
+            }
+            Ok((vec![rows, cols], data))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(scheme: Scheme, shape: &[usize], data: &[f32]) -> Vec<f32> {
+        let q = quantize(scheme, "w", shape, data).unwrap();
+        let scales: Vec<u8> = q.scales.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let kind = match scheme {
+            Scheme::Q8Rows => ValuesKind::I8,
+            Scheme::Q4Blocks { .. } => ValuesKind::U8,
+        };
+        let stored = StoredQuantized {
+            scheme_of_values: kind,
+            values: &q.values,
+            values_shape: &q.values_shape,
+            scales: &scales,
+            scales_shape: &q.scales_shape,
+        };
+        let (decoded_shape, decoded) = dequantize("f", "w", &stored, None).unwrap();
+        assert_eq!(decoded_shape, shape);
+        decoded
+    }
+
+    #[test]
+    fn q8_keeps_each_row_within_half_a_step() {
+        let data: Vec<f32> = (0..24)
+            .map(|i| ((i as f32) * 0.7).sin() * (1 + i / 8) as f32)
+            .collect();
+        let decoded = round_trip(Scheme::Q8Rows, &[3, 8], &data);
+        for (row, (a, b)) in data.chunks(8).zip(decoded.chunks(8)).enumerate() {
+            let absmax = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let step = absmax / 127.0;
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    (x - y).abs() <= step * 0.5 + absmax * 1e-3,
+                    "row {row}: {x} vs {y}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn q4_packs_two_values_a_byte_low_nibble_first() {
+        let data = [7.0, -7.0, 1.0, 0.0];
+        let q = quantize(Scheme::Q4Blocks { block: 4 }, "w", &[1, 4], &data).unwrap();
+        // scale 1: levels 7, -7, 1, 0 stored as 15, 1, 9, 8.
+        assert_eq!(q.values, vec![15 | (1 << 4), 9 | (8 << 4)]);
+        assert_eq!(q.scales_shape, vec![1, 1]);
+        assert_eq!(
+            round_trip(Scheme::Q4Blocks { block: 4 }, &[1, 4], &data),
+            data
+        );
+    }
+
+    #[test]
+    fn zero_rows_and_huge_values() {
+        assert_eq!(round_trip(Scheme::Q8Rows, &[1, 3], &[0.0; 3]), vec![0.0; 3]);
+        let e = quantize(Scheme::Q8Rows, "w", &[1, 2], &[1e9, 0.0]).unwrap_err();
+        assert!(e.to_string().contains("do not fit"), "{e}");
+        assert!(!Scheme::Q4Blocks { block: 32 }.fits(&[4, 48]));
+        assert!(!Scheme::Q8Rows.fits(&[4]));
+    }
+
+    #[test]
+    fn mismatched_sizes_are_refused_before_decoding() {
+        let scales = f16::ONE.to_le_bytes();
+        let stored = StoredQuantized {
+            scheme_of_values: ValuesKind::I8,
+            values: &[1, 2, 3],
+            values_shape: &[1, 4],
+            scales: &scales,
+            scales_shape: &[1],
+        };
+        assert!(dequantize("f", "w", &stored, None).is_err());
+        let stored = StoredQuantized {
+            scheme_of_values: ValuesKind::U8,
+            values: &[0x88; 4],
+            values_shape: &[1, 4],
+            scales: &scales,
+            scales_shape: &[1, usize::MAX],
+        };
+        assert!(dequantize("f", "w", &stored, None).is_err());
+        let stored = StoredQuantized {
+            scheme_of_values: ValuesKind::U8,
+            values: &[0x88; 4],
+            values_shape: &[1, 4],
+            scales: &scales,
+            scales_shape: &[1, 1],
+        };
+        assert!(
+            dequantize("f", "w", &stored, Some(32))
+                .unwrap_err()
+                .to_string()
+                .contains("manifest")
+        );
+        assert_eq!(
+            dequantize("f", "w", &stored, Some(8)).unwrap().1,
+            vec![0.0; 8]
+        );
+    }
+}
