@@ -97,8 +97,44 @@ pub fn read_bundle_shard(
 }
 
 fn parse<'a>(bytes: &'a [u8], file: &str) -> Result<SafeTensors<'a>> {
-    SafeTensors::deserialize(bytes)
-        .map_err(|e| Error::checkpoint(file, format!("not a valid safetensors file: {e}")))
+    SafeTensors::deserialize(bytes).map_err(|e| {
+        let why = match tensor_with_wrong_size(bytes) {
+            Some(name) => format!("tensor `{name}`: its bytes do not match its shape and dtype"),
+            None => format!("not a valid safetensors file: {e}"),
+        };
+        Error::checkpoint(file, why)
+    })
+}
+
+/// The first tensor whose byte range in the header does not match its shape and dtype.
+/// safetensors' own error for that case does not name the tensor; this reads the header (an
+/// 8-byte little-endian length, then JSON) again only to name it in the message.
+fn tensor_with_wrong_size(bytes: &[u8]) -> Option<String> {
+    let len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..8usize.checked_add(len)?)?).ok()?;
+    let mut entries: Vec<_> = header
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .collect();
+    entries.sort_by_key(|(_, info)| info["data_offsets"][0].as_u64());
+    entries.into_iter().find_map(|(name, info)| {
+        let bits: u64 = match info["dtype"].as_str()? {
+            "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" => 8,
+            "U16" | "I16" | "F16" | "BF16" => 16,
+            "U32" | "I32" | "F32" => 32,
+            "U64" | "I64" | "F64" => 64,
+            _ => return None,
+        };
+        let elements = info["shape"]
+            .as_array()?
+            .iter()
+            .try_fold(1u64, |n, d| n.checked_mul(d.as_u64()?))?;
+        let offsets = info["data_offsets"].as_array()?;
+        let (start, end) = (offsets.first()?.as_u64()?, offsets.get(1)?.as_u64()?);
+        let declared = elements.checked_mul(bits).map(|b| b / 8);
+        (end.checked_sub(start) != declared).then(|| name.clone())
+    })
 }
 
 fn decode_float(file: &str, name: &str, view: &TensorView) -> Result<RawTensor> {

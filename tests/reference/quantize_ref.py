@@ -1,5 +1,5 @@
 """NumPy implementation of the q8 / q4 bundle schemes (docs/formats.md), independent of the Rust
-writer, and a check that a quantized bundle holds exactly what it computes.
+writer and reader.
 
     python quantize_ref.py F32_BUNDLE QUANTIZED_BUNDLE
 
@@ -7,6 +7,12 @@ reads every tensor of the f32 bundle (the source values), quantizes it as the qu
 bundle's manifest says (q8 per row, q4 in blocks; which tensors: see `storage`), and compares
 the stored int values and f16 scales bit for bit, and the f16 tensors too. Prints one JSON line
 with the counts; exits 1 on the first difference.
+
+    python quantize_ref.py --score MODEL_DIR BUNDLE EXPECTED_JSON
+
+scores the compute_score cases of a fixture's expected JSON with the PyTorch reference in
+float64, its weights replaced by the bundle's values as NumPy decodes them (`decode_bundle`):
+what the Rust engine must compute from that bundle. Prints {case name: scores} as JSON.
 """
 
 import json
@@ -73,6 +79,57 @@ def dequantize_q4(packed, scales, block):
     return levels * step
 
 
+def dequantize_q8(values, scales):
+    return values.astype(np.float32) * scales.astype(np.float32)[:, None]
+
+
+def decode_bundle(directory):
+    """Every weight of a bundle as float32, quantized ones dequantized."""
+    _, stored = load_bundle(directory)
+    weights = {}
+    for name, values in stored.items():
+        if name.endswith(".scale"):
+            continue
+        if values.dtype == np.int8:
+            weights[name] = dequantize_q8(values, stored[name + ".scale"])
+        elif values.dtype == np.uint8:
+            scales = stored[name + ".scale"]
+            block = values.shape[1] * 2 // scales.shape[1]
+            weights[name] = dequantize_q4(values, scales, block)
+        else:
+            weights[name] = values.astype(np.float32)
+    return weights
+
+
+def score_bundle(model_dir, bundle, expected_json):
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import listconranker_ref
+
+    torch.set_num_threads(1)
+    model = listconranker_ref.load(model_dir, torch.float64)
+    weights = decode_bundle(bundle)
+    parts = {"bert.": model.bert, "linear_in_embedding.": model.linear_in_embedding}
+    loaded = {module: {} for module in (model.bert, model.linear_in_embedding, model.list_transformer)}
+    for name, w in weights.items():
+        module, key = model.list_transformer, name
+        for prefix, part in parts.items():
+            if name.startswith(prefix):
+                module, key = part, name[len(prefix):]
+        loaded[module][key] = torch.from_numpy(w).to(torch.float64)
+    for module, state in loaded.items():
+        missing, unexpected = module.load_state_dict(state, strict=False)
+        # The list head's unused template layer is not in bundles; everything else must be.
+        missing = [k for k in missing if not k.startswith("list_transformer_layer.")]
+        if missing or unexpected:
+            sys.exit(f"bundle and reference differ: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    cases = json.loads(Path(expected_json).read_text())["compute_score"]
+    with torch.no_grad():
+        out = {c["name"]: model.compute_score(c["batch"], max_length=c["max_length"]) for c in cases}
+    print(json.dumps(out))
+
+
 def load_bundle(directory):
     directory = Path(directory)
     manifest = json.loads((directory / "manifest.json").read_text())
@@ -120,4 +177,7 @@ def check(f32_dir, quantized_dir):
 
 
 if __name__ == "__main__":
-    check(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--score":
+        score_bundle(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        check(sys.argv[1], sys.argv[2])
