@@ -31,6 +31,7 @@ pub fn pickle(data: &[u8]) {
 #[cfg(not(feature = "pickle"))]
 pub fn pickle(_data: &[u8]) {}
 
+/// The checkpoint reader and the bundle shard reader (quantized weights and their scales).
 pub fn safetensors(data: &[u8]) {
     let _ = crate::safetensors_file::read_safetensors(
         data,
@@ -38,6 +39,9 @@ pub fn safetensors(data: &[u8]) {
         |k| Some(k.to_string()),
         |_, _| Ok(()),
     );
+    let _ = crate::safetensors_file::read_bundle_shard(data, "fuzz.safetensors", Some(8), |_, _| {
+        Ok(())
+    });
 }
 
 pub fn manifest(data: &[u8]) {
