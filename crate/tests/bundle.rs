@@ -124,19 +124,12 @@ fn f16_bundles_are_half_the_size_and_close() {
     let a = convert(model, BundleDtype::F32, f32_dir.path());
     let b = convert(model, BundleDtype::F16, f16_dir.path());
     assert_eq!(b.dtype, "f16");
-    let weights = |m: &Manifest| -> u64 {
-        m.files
-            .iter()
-            .filter(|f| !f.tensors.is_empty())
-            .map(|f| f.bytes)
-            .sum()
-    };
     // Same headers, half the tensor bytes.
     assert!(
-        weights(&b) * 100 <= weights(&a) * 51,
+        weight_bytes(&b) * 100 <= weight_bytes(&a) * 51,
         "{} vs {}",
-        weights(&b),
-        weights(&a)
+        weight_bytes(&b),
+        weight_bytes(&a)
     );
     // Weights rounded to f16 (about 3 decimal digits), computed in f32: the f16 tolerance of
     // the golden tests, 5e-3, with the same ranking wherever the reference's scores are more
@@ -154,13 +147,6 @@ fn f16_bundles_are_half_the_size_and_close() {
         }
     }
     eprintln!("{model} f16 bundle, computed in f32 on the CPU: max |diff| = {worst:e}");
-}
-
-fn load_error(dir: &Path) -> listconranker::Error {
-    match Reranker::load(dir, LoadOptions::default()) {
-        Ok(_) => panic!("{} loaded", dir.display()),
-        Err(e) => e,
-    }
 }
 
 #[test]

@@ -79,14 +79,7 @@ fn quantized_bundles_score_close_to_the_reference_and_are_smaller() {
             .zip(&dirs)
             .map(|(&dtype, dir)| convert(&model_dir(model), dtype, dir.path()))
             .collect();
-        let weights = |m: &Manifest| -> u64 {
-            m.files
-                .iter()
-                .filter(|f| !f.tensors.is_empty())
-                .map(|f| f.bytes)
-                .sum()
-        };
-        let sizes: Vec<u64> = manifests.iter().map(weights).collect();
+        let sizes: Vec<u64> = manifests.iter().map(weight_bytes).collect();
         assert!(
             sizes.windows(2).all(|w| w[1] < w[0]),
             "{model}: weight bytes f32, f16, q8, q4 = {sizes:?}"
@@ -259,13 +252,6 @@ fn edit_shard(
     names.sort();
     entry["tensors"] = names.into();
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
-}
-
-fn load_error(dir: &Path) -> listconranker::Error {
-    match Reranker::load(dir, LoadOptions::default()) {
-        Ok(_) => panic!("{} loaded", dir.display()),
-        Err(e) => e,
-    }
 }
 
 fn assert_invalid(dir: &Path, words: &[&str]) {

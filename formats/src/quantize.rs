@@ -319,37 +319,25 @@ mod tests {
     #[test]
     fn mismatched_sizes_are_refused_before_decoding() {
         let scales = f16::ONE.to_le_bytes();
-        let stored = StoredQuantized {
-            scheme_of_values: ValuesKind::I8,
-            values: &[1, 2, 3],
-            values_shape: &[1, 4],
-            scales: &scales,
-            scales_shape: &[1],
-        };
-        assert!(dequantize("f", "w", &stored, None).is_err());
-        let stored = StoredQuantized {
-            scheme_of_values: ValuesKind::U8,
-            values: &[0x88; 4],
-            values_shape: &[1, 4],
-            scales: &scales,
-            scales_shape: &[1, usize::MAX],
-        };
-        assert!(dequantize("f", "w", &stored, None).is_err());
-        let stored = StoredQuantized {
-            scheme_of_values: ValuesKind::U8,
-            values: &[0x88; 4],
-            values_shape: &[1, 4],
-            scales: &scales,
-            scales_shape: &[1, 1],
-        };
-        assert!(
-            dequantize("f", "w", &stored, Some(32))
-                .unwrap_err()
-                .to_string()
-                .contains("manifest")
-        );
+        let decode =
+            |kind, values: &[u8], values_shape: &[usize], scales_shape: &[usize], block| {
+                let stored = StoredQuantized {
+                    scheme_of_values: kind,
+                    values,
+                    values_shape,
+                    scales: &scales,
+                    scales_shape,
+                };
+                dequantize("f", "w", &stored, block)
+            };
+        assert!(decode(ValuesKind::I8, &[1, 2, 3], &[1, 4], &[1], None).is_err());
+        assert!(decode(ValuesKind::U8, &[0x88; 4], &[1, 4], &[1, usize::MAX], None).is_err());
+        let e = decode(ValuesKind::U8, &[0x88; 4], &[1, 4], &[1, 1], Some(32)).unwrap_err();
+        assert!(e.to_string().contains("manifest"), "{e}");
         assert_eq!(
-            dequantize("f", "w", &stored, Some(8)).unwrap().1,
+            decode(ValuesKind::U8, &[0x88; 4], &[1, 4], &[1, 1], Some(8))
+                .unwrap()
+                .1,
             vec![0.0; 8]
         );
     }

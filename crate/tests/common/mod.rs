@@ -212,3 +212,21 @@ pub fn run_cli(args: &[&str], stdin: &[u8]) -> std::process::Output {
     let _ = child.stdin.take().unwrap().write_all(stdin);
     child.wait_with_output().unwrap()
 }
+
+/// Bytes of a bundle's weight shards (every listed file that holds tensors).
+pub fn weight_bytes(manifest: &listconranker::weights::bundle::Manifest) -> u64 {
+    manifest
+        .files
+        .iter()
+        .filter(|f| !f.tensors.is_empty())
+        .map(|f| f.bytes)
+        .sum()
+}
+
+/// The error of loading `dir` with the default options (a panic if it loads).
+pub fn load_error(dir: &Path) -> listconranker::Error {
+    match Reranker::load(dir, LoadOptions::default()) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => e,
+    }
+}
