@@ -39,9 +39,12 @@ pub fn safetensors(data: &[u8]) {
         |k| Some(k.to_string()),
         |_, _| Ok(()),
     );
-    let _ = crate::safetensors_file::read_bundle_shard(data, "fuzz.safetensors", Some(8), |_, _| {
-        Ok(())
-    });
+    let _ = crate::safetensors_file::read_bundle_shard(
+        data,
+        "fuzz.safetensors",
+        Some(8),
+        |_, _| Ok(()),
+    );
 }
 
 pub fn manifest(data: &[u8]) {
