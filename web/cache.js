@@ -183,13 +183,14 @@ export async function deleteVersions(db, base, keep = null) {
 }
 
 /**
- * Deletes every shard of one version (used when a write fails half-way).
+ * Deletes one version: every shard of it and its version record, if it was complete (used when a
+ * write fails half-way, and when the version's files do not make a model).
  * @param {IDBDatabase} db
  * @param {string} version
  * @returns {Promise<void>}
  */
-export async function deleteVersionShards(db, version) {
-  const tx = db.transaction('shards', 'readwrite');
+export async function deleteVersion(db, version) {
+  const tx = db.transaction(['shards', 'versions'], 'readwrite');
   const cursorRequest = tx.objectStore('shards').index('version').openCursor(IDBKeyRange.only(version));
   cursorRequest.onsuccess = () => {
     const cursor = cursorRequest.result;
@@ -197,6 +198,7 @@ export async function deleteVersionShards(db, version) {
     cursor.delete();
     cursor.continue();
   };
+  tx.objectStore('versions').delete(version);
   await done(tx);
 }
 

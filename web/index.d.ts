@@ -1,6 +1,15 @@
 /** Where the model runs. 'auto': WebGPU on a hardware adapter, else the CPU (wasm) backend. */
 export type Device = 'auto' | 'webgpu' | 'cpu';
+/** The compute type: the float type the model's weights and arithmetic are in on the device. */
 export type DType = 'f32' | 'f16';
+/**
+ * How a bundle's weights are stored (its manifest's `dtype`, set by `listconranker convert
+ * --dtype`): 'f32' or 'f16' floats, or quantized: 'q8' (int8 Linear weights and word embeddings,
+ * one f16 scale per row) or 'q4' (the encoder's Linear weights in 4-bit blocks with an f16 scale
+ * each, the rest as in 'q8'); a quantized bundle's other tensors are f16. Independent of the
+ * compute type: every bundle is decoded to `DType` as it loads.
+ */
+export type StoredDType = 'f32' | 'f16' | 'q8' | 'q4';
 
 /**
  * The codes this package's errors carry (`protocol.js` defines every code, including the Rust
@@ -53,7 +62,13 @@ export interface ProgressEvent {
 export interface LoadOptions {
   /** Default 'auto'. */
   device?: Device;
-  /** Compute type. Default 'f32'. f16 on WebGPU needs 'shader-f16' ('auto' falls back to the CPU). */
+  /**
+   * Compute type. Default 'f32'. f16 on WebGPU needs 'shader-f16' ('auto' falls back to the CPU).
+   * Not the bundle's stored type: f32, f16, q8 and q4 bundles all load with any compute type and
+   * need no option (the manifest says how the bundle is stored). Each shard's weights, quantized
+   * ones included, are decoded to this type as the shard loads, so a quantized bundle is a smaller
+   * download and cache entry, not a smaller model in memory.
+   */
   dtype?: DType;
   /** Tokens per text, [CLS] and [SEP] included (default 512). */
   maxLength?: number;
@@ -119,9 +134,10 @@ export class ListConRanker {
   readonly device: 'webgpu' | 'cpu';
   /** The compute type (as asked for: 'f16' stays 'f16' when 'auto' falls back to the CPU). */
   readonly dtype: DType;
-  /** The float type the bundle's weights are stored in (its manifest's `dtype`): an f16 bundle
-   *  is half the download, and is computed in `dtype`. */
-  readonly storedDtype: DType;
+  /** How the bundle's weights are stored (its manifest's `dtype`): 'f32', 'f16', 'q8' or 'q4'.
+   *  An f16 bundle is half the download of an f32 one, q8 about a quarter, q4 less again; all are
+   *  decoded to `dtype` as each shard loads and computed in it. */
+  readonly storedDtype: StoredDType;
   /** Why `device` differs from what was asked for, or null. */
   readonly deviceNote: string | null;
   /** CPU threads the model runs on (1 on WebGPU). */

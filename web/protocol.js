@@ -83,7 +83,8 @@ export const ErrorCode = Object.freeze({
  * @property {number} threads
  * @property {string | null} threadsNote
  * @property {import('./index.js').ModelConfig} info
- * @property {import('./index.js').DType} storedDtype The float type of the bundle's tensors.
+ * @property {import('./index.js').StoredDType} storedDtype How the bundle's weights are stored
+ *   (its manifest's `dtype`: f32, f16, q8 or q4); `dtype` is what they are computed in.
  * @property {number} totalBytes
  * @property {number} downloadedBytes
  * @property {boolean} fromCache

@@ -7,7 +7,7 @@
 // page, which SharedArrayBuffer needs). Bundlers leave threads/ alone: it is served as is.
 import * as singleThreaded from './listconranker.js';
 import {
-  bundleBase, deleteVersionShards, deleteVersions, getVersion, latestVersion, openCache, putShard,
+  bundleBase, deleteVersion, deleteVersions, getVersion, latestVersion, openCache, putShard,
   putVersion, sha256Hex, storedShards, versionKey,
 } from './cache.js';
 import { ErrorCode, Op, Phase } from './protocol.js';
@@ -480,7 +480,7 @@ async function storeFile(f, bytes, plan, ctx) {
   } catch (e) {
     const err = /** @type {any} */ (e);
     // Nothing half-written stays behind: this version's shards go.
-    await deleteVersionShards(db, version).catch(() => {});
+    await deleteVersion(db, version).catch(() => {});
     if (isQuotaError(err) && plan.mode === 'auto') throw codedError(ErrorCode.QUOTA_EXCEEDED, `quota exceeded while caching ${f.path}: ${err.message}`);
     ctx.warnings.push(`caching ${f.path} failed (${err.message}): loading without caching`);
     plan.db = null;
@@ -488,9 +488,10 @@ async function storeFile(f, bytes, plan, ctx) {
 }
 
 /**
- * Step 6: hand one verified file to the wasm loader, which decodes it and (on a loader from
- * uploadTo) uploads its tensors to the device now; the caller then drops the bytes, so the
- * worker holds one file at a time, never the whole model.
+ * Step 6: hand one verified file to the wasm loader, which decodes it (quantized weights of a q8
+ * or q4 bundle are dequantized here, one tensor at a time) and (on a loader from uploadTo)
+ * uploads its tensors to the device now, in the compute dtype; the caller then drops the bytes,
+ * so the worker holds one file at a time, never the whole model.
  * @param {import('./listconranker.js').BundleLoader} loader
  * @param {BundleFile} f
  * @param {Uint8Array<ArrayBuffer>} bytes
@@ -504,9 +505,26 @@ function uploadFile(loader, f, bytes, transfer, ctx) {
 }
 
 /**
- * Step 7: once every file is stored, the version record makes the version complete (written
- * last, so an interrupted load never looks complete); then the older versions of the bundle go
- * (not when offline: the newest version was not seen). Says whether the storage is persistent.
+ * Step 7: build the model from the fed loader on the device (the loader checks that every
+ * tensor arrived); it then serves the other operations.
+ * @param {import('./listconranker.js').BundleLoader} loader
+ * @param {LoadArgs} args
+ * @param {Awaited<ReturnType<typeof startModule>>} started
+ * @param {Transfer} transfer
+ * @param {LoadContext} ctx
+ */
+async function buildModel(loader, args, started, transfer, ctx) {
+  ctx.signal.throwIfAborted();
+  ctx.progress(Phase.BUILD, transfer.loaded, transfer.total, null);
+  ranker = await started.glue.loadRanker(loader, started.choice.device, args.dtype, args.maxLength);
+  return ranker;
+}
+
+/**
+ * Step 8: once every file is stored and the model is built from them, the version record makes
+ * the version complete (written last, so an interrupted load, or one whose files do not make a
+ * model, never looks complete); then the older versions of the bundle go (not when offline: the
+ * newest version was not seen). Says whether the storage is persistent.
  * @param {CachePlan} plan
  * @param {string} manifestText
  * @param {boolean} manifestOffline
@@ -521,22 +539,6 @@ async function completeVersion(plan, manifestText, manifestOffline, total) {
     if (!manifestOffline) await deleteVersions(db, base, version);
   }
   return storagePersisted();
-}
-
-/**
- * Step 8: build the model from the fed loader on the device (the loader checks that every
- * tensor arrived); it then serves the other operations.
- * @param {import('./listconranker.js').BundleLoader} loader
- * @param {LoadArgs} args
- * @param {Awaited<ReturnType<typeof startModule>>} started
- * @param {Transfer} transfer
- * @param {LoadContext} ctx
- */
-async function buildModel(loader, args, started, transfer, ctx) {
-  ctx.signal.throwIfAborted();
-  ctx.progress(Phase.BUILD, transfer.loaded, transfer.total, null);
-  ranker = await started.glue.loadRanker(loader, started.choice.device, args.dtype, args.maxLength);
-  return ranker;
 }
 
 /**
@@ -565,6 +567,7 @@ function describeLoad({ model, args, started, manifestText, plan, transfer, pers
     threads: started.threads,
     threadsNote: started.threadsNote,
     info: JSON.parse(model.info()),
+    // Checked by BundleLoader when it parsed the manifest: f32, f16, q8 or q4.
     storedDtype: JSON.parse(manifestText).dtype,
     totalBytes: transfer.total,
     downloadedBytes: transfer.downloaded,
@@ -577,8 +580,22 @@ function describeLoad({ model, args, started, manifestText, plan, transfer, pers
 }
 
 /**
+ * A version whose files were verified but do not make a model (MODEL_INVALID from decoding a
+ * shard or building the model: a shard whose tensors differ from the manifest's list, a quantized
+ * weight without its scale, a wrong shape, a non-finite value) is broken as published, and
+ * loading it again would fail the same way: none of its files stay in the cache.
+ * @param {CachePlan} plan
+ * @param {unknown} e What decoding or building threw.
+ */
+async function forgetInvalidVersion(plan, e) {
+  const code = e && typeof e === 'object' ? /** @type {{ code?: unknown }} */ (e).code : null;
+  if (plan.db && code === ErrorCode.MODEL_INVALID) await deleteVersion(plan.db, plan.version).catch(() => {});
+}
+
+/**
  * Op.LOAD: the steps above, in order. Progress events, in order: init, manifest, then per file
- * cache-read (twice) or download (per chunk) and verify, then upload; build; ready.
+ * cache-read (twice) or download (per chunk) and verify, then upload; build; ready. The bundle's
+ * stored dtype (f32, f16, q8, q4) needs nothing here: the wasm loader reads it from the manifest.
  * @param {number} id
  * @param {LoadArgs} args
  * @returns {Promise<LoadResult>}
@@ -615,11 +632,23 @@ async function load(id, args) {
     loader = await uploadTo(loader, started.choice.device, args.dtype);
     for (const f of files) {
       const bytes = await fetchOrReadFile(f, plan, transfer, ctx);
-      uploadFile(loader, f, bytes, transfer, ctx); // decoded and uploaded now: the bytes are dropped here
+      try {
+        uploadFile(loader, f, bytes, transfer, ctx); // decoded and uploaded now: the bytes are dropped here
+      } catch (e) {
+        await forgetInvalidVersion(plan, e);
+        throw e;
+      }
     }
 
+    /** @type {import('./listconranker.js').WasmRanker} */
+    let model;
+    try {
+      model = await buildModel(loader, args, started, transfer, ctx);
+    } catch (e) {
+      await forgetInvalidVersion(plan, e);
+      throw e;
+    }
     const persisted = await completeVersion(plan, manifest.text, manifest.offline, transfer.total);
-    const model = await buildModel(loader, args, started, transfer, ctx);
     const result = describeLoad({ model, args, started, manifestText: manifest.text, plan, transfer, persisted, startedAt, ctx });
     ctx.progress(Phase.READY, transfer.loaded, transfer.total, null);
     return result;

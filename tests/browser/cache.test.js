@@ -1,13 +1,13 @@
 // Bundle delivery in Chromium: sha256 checks, the IndexedDB cache (second load without shard
 // requests, offline, resume after a broken transfer, old versions replaced), and faults served
 // on purpose by a small Node server (a connection dropped mid-shard, a flipped byte, a quota too
-// small to hold the bundle).
+// small to hold the bundle), and quantized bundles whose files verify but do not make a model.
 import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bundles, here, launch, openTestPage } from './harness.js';
-import { faultServer } from './faults.js';
+import { bundles, here, launch, openTestPage, quantizedBundle } from './harness.js';
+import { dropTensor, faultServer } from './faults.js';
 
 let server;
 let context;
@@ -204,5 +204,44 @@ test('a new version of the bundle replaces the old one only once it is complete'
   assert.notDeepEqual(after.versions, v1.versions);
   assert.equal(after.shards.length, 4, 'the old version\'s shards are gone');
   await page.evaluate((u) => window.lcr.ListConRanker.clearCache(u), u);
+  assert.deepEqual(await records(), { versions: [], shards: [] });
+});
+
+test('a quantized bundle without a scale tensor, or of an unknown scheme, fails with MODEL_INVALID and caches nothing', async () => {
+  await page.evaluate((list) => { window.LIST = list; }, LIST);
+  const source = join(here, '.bundles', quantizedBundle('zh-tiny', 'q4').name);
+  const good = await load(`${server.url}/tests/browser/.bundles/${quantizedBundle('zh-tiny', 'q4').name}/`);
+  assert.ok(good.ok, good.message);
+  assert.equal(good.storedDtype, 'q4');
+  await page.evaluate(() => window.lcr.ListConRanker.clearCache());
+
+  // The scale of a 4-bit weight is gone from its shard; the manifest agrees (sizes, sha256 and
+  // tensor lists all verify), so only decoding the shard finds it missing. The files before it
+  // were verified and stored by then: they go too.
+  const noScale = join(here, '.bundles', 'broken-q4-scale');
+  cpSync(source, noScale, { recursive: true });
+  const scale = 'bert.encoder.layer.1.attention.self.query.weight.scale';
+  dropTensor(noScale, 'encoder-00-01.safetensors', scale);
+  const missing = await load(`${server.url}/tests/browser/.bundles/broken-q4-scale/`);
+  assert.equal(missing.ok, false);
+  assert.equal(missing.code, 'MODEL_INVALID', missing.message);
+  assert.match(missing.message, /encoder-00-01\.safetensors/);
+  assert.ok(missing.message.includes(`\`${scale}\``), missing.message);
+  assert.ok(missing.phases.includes('download:encoder-00-01.safetensors'), missing.phases.join(' '));
+  assert.deepEqual(await records(), { versions: [], shards: [] });
+
+  // A scheme this package does not know: refused from the manifest, before any file is fetched.
+  const unknown = join(here, '.bundles', 'broken-q4-scheme');
+  cpSync(source, unknown, { recursive: true });
+  const manifest = JSON.parse(readFileSync(join(unknown, 'manifest.json'), 'utf8'));
+  manifest.quantization.scheme = 'q3';
+  writeFileSync(join(unknown, 'manifest.json'), JSON.stringify(manifest));
+  server.reset();
+  const scheme = await load(`${server.url}/tests/browser/.bundles/broken-q4-scheme/`);
+  assert.equal(scheme.ok, false);
+  assert.equal(scheme.code, 'MODEL_INVALID', scheme.message);
+  assert.match(scheme.message, /manifest\.json.*scheme `q3`/);
+  assert.deepEqual(server.requests.filter((p) => p.startsWith('/tests/browser/.bundles/broken-q4-scheme/')),
+    ['/tests/browser/.bundles/broken-q4-scheme/manifest.json']);
   assert.deepEqual(await records(), { versions: [], shards: [] });
 });

@@ -4,10 +4,49 @@
 // responses, and `offline = '/prefix/'` drops every connection for paths under that prefix at
 // once (the app's own files stay reachable, as an app's service worker would keep them);
 // `quota = N` makes navigator.storage.estimate() in the package's worker report a quota of N bytes. Nothing is cached by HTTP.
+// `dropTensor` damages a bundle on disk in a way that sha256 checks cannot see.
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
-import { root } from './harness.js';
+import { root, safetensorsHeader } from './harness.js';
+
+/**
+ * Removes the tensor `key` from the shard `file` of the bundle in `dir` (its bytes go, the other
+ * tensors' offsets close up) and from the manifest's list of the shard's tensors, and writes the
+ * shard's new size and sha256 into the manifest: a bundle whose files all verify, but without
+ * that tensor.
+ */
+export function dropTensor(dir, file, key) {
+  const bytes = readFileSync(join(dir, file));
+  const { header, dataStart } = safetensorsHeader(bytes);
+  if (!header[key]) throw new Error(`${file} has no tensor ${key}`);
+  const kept = Object.entries(header).filter(([name]) => name !== key && name !== '__metadata__')
+    .sort(([, a], [, b]) => a.data_offsets[0] - b.data_offsets[0]);
+  const parts = [];
+  /** @type {Record<string, any>} */
+  const out = header.__metadata__ ? { __metadata__: header.__metadata__ } : {};
+  let at = 0;
+  for (const [name, info] of kept) {
+    const [begin, end] = info.data_offsets;
+    parts.push(bytes.subarray(dataStart + begin, dataStart + end));
+    out[name] = { ...info, data_offsets: [at, at + end - begin] };
+    at += end - begin;
+  }
+  let json = JSON.stringify(out);
+  json += ' '.repeat((8 - (json.length % 8)) % 8); // the data stays 8-byte aligned
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  const shard = Buffer.concat([length, Buffer.from(json), ...parts]);
+  writeFileSync(join(dir, file), shard);
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  const entry = manifest.files.find((f) => f.path === file);
+  entry.bytes = shard.length;
+  entry.sha256 = createHash('sha256').update(shard).digest('hex');
+  entry.tensors = entry.tensors.filter((t) => t !== key);
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+}
 
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm' };
 

@@ -88,6 +88,29 @@ export function bundle(name, source, convertArgs = []) {
   return `/tests/browser/.bundles/${name}/`;
 }
 
+/** `convert`'s arguments for each quantized dtype the tests use. The fixtures' hidden sizes (16,
+ *  24, 48) are not multiples of the default q4 block (32), which would store every q4 weight as
+ *  q8: q4 bundles use blocks of 8. */
+export const QUANTIZED = {
+  q8: ['--dtype', 'q8'],
+  q4: ['--dtype', 'q4', '--q4-block', '8'],
+};
+
+/** The fixture `model` converted (once) to a quantized bundle: {name, path} (its directory name
+ *  under tests/browser/.bundles/, its path under the server's root). */
+export function quantizedBundle(model, dtype) {
+  const name = `${model}-${dtype}${dtype === 'q4' ? '-block8' : ''}`;
+  return { name, path: bundle(name, join(root, 'tests/fixtures/models', model), QUANTIZED[dtype]) };
+}
+
+/** The JSON header of a safetensors file's bytes (an 8-byte little-endian length, then JSON):
+ *  {name: {dtype, shape, data_offsets}}, with `__metadata__` if present; and where the data
+ *  starts. */
+export function safetensorsHeader(bytes) {
+  const start = 8 + Number(bytes.readBigUInt64LE(0));
+  return { header: JSON.parse(bytes.subarray(8, start).toString('utf8')), dataStart: start };
+}
+
 /** The fixture models converted to bundles under tests/browser/.bundles/<model>/. */
 export function bundles() {
   for (const model of MODELS) bundle(model, join(root, 'tests/fixtures/models', model));
@@ -121,7 +144,8 @@ export function maxAbsDiff(got, want) {
 }
 
 /** Loads the bundle at `url` in the page with `device` (and `loadOptions`) and runs every case of
- *  `model`'s fixtures: returns {device, note, threads, out: [{name, case, got, want}]}. */
+ *  `model`'s fixtures: returns {device, note, threads, threadsNote, storedDtype,
+ *  out: [{name, case, got, want}]}. */
 export async function runCases(page, url, model, device, { iterative = true, cases, loadOptions = {} } = {}) {
   const exp = await expected(model);
   const scoreCases = exp.compute_score.filter((c) => !cases || cases.includes(c.name));
@@ -144,7 +168,10 @@ export async function runCases(page, url, model, device, { iterative = true, cas
       await setLength(c.max_length);
       out.push({ name: c.name, case: c, got: await ranker.iterativeInference(c.list), want: c.scores });
     }
-    const result = { device: ranker.device, note: ranker.deviceNote, threads: ranker.threads, threadsNote: ranker.threadsNote, out };
+    const result = {
+      device: ranker.device, note: ranker.deviceNote, threads: ranker.threads, threadsNote: ranker.threadsNote,
+      storedDtype: ranker.storedDtype, out,
+    };
     await ranker.dispose();
     return result;
   }, { url, device, scoreCases, iterCases, loadOptions });
