@@ -46,7 +46,9 @@ async function loadModel() {
     $('progress').value = 1;
     const took = ((performance.now() - started) / 1000).toFixed(2);
     const where = ranker.adapter ? `, ${ranker.adapter}` : ranker.device === 'cpu' ? `, ${ranker.threads} thread${ranker.threads > 1 ? 's' : ''}` : '';
-    state.readyText = `Model ready on ${ranker.device.toUpperCase()} (${ranker.dtype}${where})` +
+    // The bundle's stored type when it is not the compute type (an f16, q8 or q4 bundle).
+    const stored = ranker.storedDtype !== ranker.dtype ? `, ${ranker.storedDtype} bundle` : '';
+    state.readyText = `Model ready on ${ranker.device.toUpperCase()} (${ranker.dtype}${stored}${where})` +
       ` in ${took} s, ${fmtBytes(ranker.totalBytes)}.${ranker.deviceNote ? ` Note: ${ranker.deviceNote}.` : ''}`;
     setStatus(state.readyText);
     const c = ranker.config;

@@ -1,16 +1,19 @@
-// The demo page (www/, served cross-origin isolated as www/serve.py does) loads the model,
-// searches, reranks; a screenshot is saved for a look.
+// The demo page (www/, served cross-origin isolated as www/serve.py does) loads the model given
+// by ?model= (a q4 bundle: any stored type loads the same way), searches, reranks; a screenshot
+// is saved for a look.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { bundles, launch, outDir, serve } from './harness.js';
+import { launch, outDir, quantizedBundle, serve } from './harness.js';
 
 let server;
 let context;
 
+let bundlePath;
+
 before(async () => {
-  bundles();
+  bundlePath = quantizedBundle('zh-tiny', 'q4').path;
   server = await serve(undefined, { isolated: true });
   context = await launch();
 });
@@ -23,7 +26,7 @@ after(async () => {
 test('the demo loads, searches and reranks the top 50 with the model', async () => {
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error('[page error]', e.message));
-  const model = encodeURIComponent('/tests/browser/.bundles/zh-tiny/');
+  const model = encodeURIComponent(bundlePath);
   const started = Date.now();
   await page.goto(`${server.url}/www/?model=${model}&q=${encodeURIComponent('green tea caffeine 绿茶')}`);
   await page.waitForFunction(() => window.demo && window.demo.lastResults && window.demo.firstScoreMs, null, { timeout: 120000 });
@@ -34,6 +37,7 @@ test('the demo loads, searches and reranks the top 50 with the model', async () 
     device: window.demo.ranker.device,
     threads: window.demo.ranker.threads,
     status: document.getElementById('status').textContent,
+    ready: window.demo.readyText,
     notice: document.getElementById('notice').hidden ? '' : document.getElementById('notice').textContent,
     items: document.querySelectorAll('#results li').length,
     timings: document.getElementById('timings').textContent,
@@ -42,6 +46,7 @@ test('the demo loads, searches and reranks the top 50 with the model', async () 
   assert.equal(r.scored, r.results);
   assert.equal(r.items, r.results);
   assert.match(r.status, /Reranked on (CPU|WEBGPU)/);
+  assert.match(r.ready, /\(f32, q4 bundle/, 'the status says how the bundle is stored');
   // On the CPU the isolated page runs the threaded build, one thread per core.
   if (r.device === 'cpu') assert.equal(r.threads, await page.evaluate(() => navigator.hardwareConcurrency), r.status);
   assert.match(r.notice, /random/);
