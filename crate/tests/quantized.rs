@@ -3,8 +3,9 @@
 //! (tests/reference/quantize_ref.py), and damaged quantized bundles are refused naming the
 //! tensor.
 //!
-//! The fixtures' hidden sizes (16, 24, 48) are not multiples of q4's default block of 32, so
-//! these bundles use blocks of 8: every encoder Linear weight is then stored as q4.
+//! The fixtures' hidden sizes (16, 24, 48) are not multiples of the default block of 32, so
+//! these bundles use blocks of 8: every encoder Linear weight is then stored as q4 (in q4
+//! bundles) and every q8 weight has several blocks per row.
 
 mod common;
 
@@ -16,7 +17,7 @@ use listconranker::convert::convert as write_bundle;
 use listconranker::weights::bundle::{BundleDtype, ConvertOptions, Manifest, sha256_hex};
 use listconranker::{LoadOptions, Reranker};
 
-const FIXTURE_Q4_BLOCK: usize = 8;
+const FIXTURE_BLOCK: usize = 8;
 
 /// Largest |score - float64 reference of the original weights| allowed for q8 bundles of the
 /// random tiny fixtures (measured: 2.1e-2 on zh-tiny, 4.6e-2 on en-3layer). The fixtures' random
@@ -34,7 +35,7 @@ const SAME_WEIGHTS_TOLERANCE: f64 = 1e-5;
 fn convert(model: &Path, dtype: BundleDtype, out: &Path) -> Manifest {
     let options = ConvertOptions {
         dtype,
-        q4_block: FIXTURE_Q4_BLOCK,
+        block: FIXTURE_BLOCK,
         ..ConvertOptions::default()
     };
     write_bundle(model, out, &options).unwrap_or_else(|e| panic!("convert to {dtype:?}: {e}"))
@@ -85,7 +86,10 @@ fn quantized_bundles_score_close_to_the_reference_and_are_smaller() {
             "{model}: weight bytes f32, f16, q8, q4 = {sizes:?}"
         );
         let q8 = manifests[2].quantization.as_ref().expect("q8 quantization");
-        assert_eq!((q8.scheme.as_str(), q8.block_size), ("q8", None));
+        assert_eq!(
+            (q8.scheme.as_str(), q8.block_size),
+            ("q8", Some(FIXTURE_BLOCK))
+        );
         let q4 = manifests[3].quantization.as_ref().expect("q4 quantization");
         assert_eq!(
             (
@@ -93,7 +97,7 @@ fn quantized_bundles_score_close_to_the_reference_and_are_smaller() {
                 q4.block_size,
                 q4.quantized_from.as_str()
             ),
-            ("q4", Some(FIXTURE_Q4_BLOCK), "f32")
+            ("q4", Some(FIXTURE_BLOCK), "f32")
         );
         let q8_worst = worst_difference(model, dirs[2].path());
         let q4_worst = worst_difference(model, dirs[3].path());
@@ -279,11 +283,11 @@ fn a_missing_or_misshapen_scale_is_refused_naming_the_tensor() {
             .iter_mut()
             .find(|(name, ..)| *name == format!("{QUERY}.scale"))
             .unwrap();
-        // One scale short: [15] for 16 rows.
-        scale.2 = vec![15];
-        scale.3.truncate(30);
+        // One row of scales short: [15, 2] for 16 rows of 2 blocks.
+        scale.2 = vec![15, 2];
+        scale.3.truncate(60);
     });
-    assert_invalid(dir.path(), &[QUERY, "scales of shape [15]"]);
+    assert_invalid(dir.path(), &[QUERY, "scales of shape [15, 2]"]);
 
     let (dir, _) = bundle(BundleDtype::Q4);
     edit_shard(dir.path(), QUERY, |t| {

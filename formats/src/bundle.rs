@@ -70,7 +70,8 @@ impl BundleDtype {
 pub struct Quantization {
     /// `q8` or `q4`, the same as the manifest's `dtype`.
     pub scheme: String,
-    /// Values per scale of the q4 weights (absent for `q8`).
+    /// Values per scale along a row of a quantized weight (a weight whose input size it does
+    /// not divide has one scale per row).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_size: Option<usize>,
     /// The float type of the values the quantizer read (`f32`, or the dtype of the bundle that
@@ -152,13 +153,13 @@ impl Manifest {
         })
     }
 
-    /// The q4 block size of a `q4` bundle.
-    pub fn q4_block(&self) -> Option<usize> {
+    /// The block size of a quantized bundle.
+    pub fn block_size(&self) -> Option<usize> {
         self.quantization.as_ref().and_then(|q| q.block_size)
     }
 
-    /// A quantized `dtype` comes with a `quantization` of the same scheme (and a q4 block size
-    /// that splits into whole bytes); a float one with none.
+    /// A quantized `dtype` comes with a `quantization` of the same scheme and an even block size
+    /// (q4 blocks split into whole bytes); a float one with none.
     fn check_quantization(&self) -> Result<()> {
         let bad = |why: String| Err(Error::checkpoint(MANIFEST_FILE, why));
         let dtype = self.bundle_dtype()?;
@@ -176,13 +177,12 @@ impl Manifest {
                 "unknown quantization scheme `{}` for dtype `{}` (expected `{}`)",
                 q.scheme, self.dtype, self.dtype
             )),
-            (Some(q), true) => match (dtype, q.block_size) {
-                (BundleDtype::Q4, Some(block)) if block >= 2 && block % 2 == 0 => Ok(()),
-                (BundleDtype::Q4, other) => bad(format!(
-                    "q4 block size {other:?} (expected an even number of at least 2)"
+            (Some(q), true) => match q.block_size {
+                Some(block) if block >= 2 && block % 2 == 0 => Ok(()),
+                other => bad(format!(
+                    "{} block size {other:?} (expected an even number of at least 2)",
+                    self.dtype
                 )),
-                (_, None) => Ok(()),
-                (_, Some(_)) => bad("a block size for q8 (its scales are per row)".into()),
             },
         }
     }

@@ -25,12 +25,12 @@ pub fn read_safetensors(
 }
 
 /// Decodes a bundle shard: float tensors as they are, quantized weights (`I8` or `U8` values
-/// beside an `F16` `<key>.scale`) to f32. `q4_block` is the manifest's q4 block size (`None`:
-/// the shard may hold no q4 weight). Returns the names of every stored tensor, scales included.
+/// beside an `F16` `<key>.scale`) to f32. `block` is the manifest's block size (`None`: the shard
+/// may hold no quantized weight). Returns the names of every stored tensor, scales included.
 pub fn read_bundle_shard(
     bytes: &[u8],
     file: &str,
-    q4_block: Option<usize>,
+    block: Option<usize>,
     mut sink: impl FnMut(String, RawTensor) -> Result<()>,
 ) -> Result<Vec<String>> {
     let tensors = parse(bytes, file)?;
@@ -77,10 +77,10 @@ pub fn read_bundle_shard(
                 ),
             ));
         }
-        if kind == ValuesKind::U8 && q4_block.is_none() {
+        if block.is_none() {
             return Err(Error::checkpoint(
                 file,
-                format!("tensor `{name}` is q4 but manifest.json declares no q4 block size"),
+                format!("tensor `{name}` is quantized but manifest.json declares no block size"),
             ));
         }
         let stored = StoredQuantized {
@@ -90,7 +90,7 @@ pub fn read_bundle_shard(
             scales: scale.data(),
             scales_shape: scale.shape(),
         };
-        let (shape, data) = dequantize(file, name, &stored, q4_block)?;
+        let (shape, data) = dequantize(file, name, &stored, block)?;
         sink(name.clone(), RawTensor { shape, data })?;
     }
     Ok(names)

@@ -89,11 +89,11 @@ export function bundle(name, source, convertArgs = []) {
 }
 
 /** `convert`'s arguments for each quantized dtype the tests use. The fixtures' hidden sizes (16,
- *  24, 48) are not multiples of the default q4 block (32), which would store every q4 weight as
- *  q8: q4 bundles use blocks of 8. */
+ *  24, 48) are not multiples of the default block (32), which would store every q4 weight as
+ *  q8 and every q8 weight with one scale per row: the bundles use blocks of 8. */
 export const QUANTIZED = {
-  q8: ['--dtype', 'q8'],
-  q4: ['--dtype', 'q4', '--q4-block', '8'],
+  q8: ['--dtype', 'q8', '--block', '8'],
+  q4: ['--dtype', 'q4', '--block', '8'],
 };
 
 /** The fixture `model` converted (once) to a quantized bundle: {name, path} (its directory name

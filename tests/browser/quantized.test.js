@@ -1,5 +1,5 @@
 // Quantized bundles in Chromium: the fixture models converted with `convert --dtype q8` and
-// `--dtype q4 --q4-block 8` (harness.js's QUANTIZED) load with no option (the manifest says how
+// `--dtype q4 --block 8` (harness.js's QUANTIZED) load with no option (the manifest says how
 // they are stored), and score on the wasm CPU backend and on WebGPU (SwiftShader where there is no GPU)
 // as the native CLI scores the same bundle, and within a measured tolerance of the float64
 // reference of the unquantized model.

@@ -2,7 +2,7 @@
 at a time replaced by its dequantized q8 / q4 (or float16) values, the rest float32.
 
     "$VENV/bin/python" tests/reference/quant_layers.py --model CHECKPOINT --input lists.jsonl \
-        [--limit 20] [--q4-block 32] [--groups "all" | "NAME;NAME;..."] [--threads N] [--json OUT]
+        [--limit 20] [--block 32] [--groups "all" | "NAME;NAME;..."] [--threads N] [--json OUT]
 
 The quantizers are quantize_ref.py's (bit for bit the bundle writer's), and the reference is
 listconranker_ref.py, so the "whole scheme" rows reproduce what `score` gives on the bundles.
@@ -56,8 +56,8 @@ GROUPS = {
     "q8 scheme, encoder FFN out f16 in layers 0-2": (r"bert\.encoder\.layer\.[0-2]\.output\.dense\.weight$", "scheme-q8:f16"),
     "q4 scheme, encoder FFN q8 (attention q4)": (ENC + r"(intermediate|output)\.dense\.weight$", "scheme-q4:q8"),
     "q4 scheme, encoder FFN out q8": (ENC + r"output\.dense\.weight$", "scheme-q4:q8"),
-    # Not a storage the format has: int8 with one f16 scale per block of 32 inputs (instead of
-    # per row), for every tensor the q8 / q4 schemes store as q8.
+    # int8 with one f16 scale per block of 32 inputs, for every tensor the q8 / q4 schemes store
+    # as q8 (what the format's q8 became; the same as the whole schemes with --block 32).
     "q8 scheme, int8 in blocks of 32": (r".", "scheme-q8:q8b32"),
     "q4 scheme, its q8 tensors in blocks of 32": (r".", "scheme-q4:q8b32"),
 }
@@ -90,8 +90,8 @@ def stored_value(w: np.ndarray, how: str, block: int) -> np.ndarray:
     if how == "f16":
         return w.astype(np.float16).astype(np.float32)
     if how == "q8":
-        levels, scales = qr.quantize_q8(w)
-        return levels.astype(np.float32) * scales.astype(np.float32)[:, None]
+        levels, scales = qr.quantize_q8(w, block)
+        return qr.dequantize_q8(levels, scales)
     if how == "q8b32":
         levels, scales = qr.quantize_groups(w, 32, 127)
         return levels.astype(np.float32) * np.repeat(scales.astype(np.float32), 32, axis=1)
@@ -188,7 +188,7 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--input", required=True, type=Path)
     ap.add_argument("--limit", type=int, default=20)
-    ap.add_argument("--q4-block", type=int, default=32)
+    ap.add_argument("--block", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--groups", default="all", help="group names separated by semicolons (default: all)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -212,7 +212,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
         pattern, how = groups[name]
-        model, encoder_changed = variant(base, pattern, how, args.q4_block)
+        model, encoder_changed = variant(base, pattern, how, args.block)
         pooled = encode_all(model, texts, args.max_length) if encoder_changed else pooled0
         row = compare(scores0, scores_from_pooled(model, lines, pooled))
         if encoder_changed:
@@ -224,7 +224,7 @@ def main() -> None:
         print(f"| {name} | {row['max_abs_diff']:.1e} | {row['mean_abs_diff']:.1e} | {row['tau_mean']:.4f} | "
               f"{row['tau_min']:.4f} | {100 * row['top1']:.0f} % | {enc} |", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"model": args.model, "lists": len(lines), "q4_block": args.q4_block,
+        args.json.write_text(json.dumps({"model": args.model, "lists": len(lines), "block": args.block,
                                          "f32_std_median": spread, "rows": rows}, indent=1) + "\n")
 
 

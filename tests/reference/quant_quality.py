@@ -2,7 +2,7 @@
 the float32 scores of the same model on the same lists.
 
     "$VENV/bin/python" tests/reference/quant_quality.py --model CHECKPOINT --input lists.jsonl \
-        --work DIR [--dtypes f16,q8,q4] [--q4-block 32] [--limit N] [--max-length 512] \
+        --work DIR [--dtypes f16,q8,q4] [--block 32] [--limit N] [--max-length 512] \
         [--f16-compute] [--jobs 2] [--eval DATA.jsonl] [--binary PATH] [--json OUT]
 
 Converts CHECKPOINT into one bundle per dtype with the `listconranker` binary (`convert`),
@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--input", required=True, type=Path)
     ap.add_argument("--work", required=True, type=Path)
     ap.add_argument("--dtypes", default="f16,q8,q4")
-    ap.add_argument("--q4-block", type=int, default=32)
+    ap.add_argument("--block", type=int, default=32)
     ap.add_argument("--limit", type=int, help="score only the first N lists")
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--f16-compute", action="store_true", help="add the f32 checkpoint computed in f16")
@@ -150,12 +150,12 @@ def main() -> None:
     # Bundles (sequential: convert is quick and memory-bound).
     bundles = {}
     for dtype in dtypes:
-        bundle = work / (f"bundle-{dtype}" + (f"-b{args.q4_block}" if dtype == "q4" else ""))
+        bundle = work / (f"bundle-{dtype}" + (f"-b{args.block}" if dtype in ("q8", "q4") else ""))
         if not (bundle / "manifest.json").exists() or (bundle / "manifest.json").stat().st_mtime < \
                 max(p.stat().st_mtime for p in args.model.iterdir()):
             cmd = [str(args.binary), "convert", "--model", str(args.model), "--out", str(bundle), "--dtype", dtype]
-            if dtype == "q4":
-                cmd += ["--q4-block", str(args.q4_block)]
+            if dtype in ("q8", "q4"):
+                cmd += ["--block", str(args.block)]
             seconds, _ = run(cmd, work / f"convert-{dtype}.log")
             print(f"converted {dtype} in {seconds:.0f} s", file=sys.stderr)
         bundles[dtype] = bundle
@@ -170,7 +170,7 @@ def main() -> None:
     def score(name: str) -> tuple[str, list[list[float]], float | None]:
         model, compute = runs[name]
         safe = name.replace(" ", "_").replace(",", "")
-        suffix = f"-b{args.q4_block}" if name == "q4" else ""
+        suffix = f"-b{args.block}" if name in ("q8", "q4") else ""
         out = work / f"scores-{safe}{suffix}-{stamp}.jsonl"
         seconds = None
         if not out.exists() or out.stat().st_mtime < (model / ("manifest.json" if (model / "manifest.json").exists() else "config.json")).stat().st_mtime:
@@ -192,7 +192,7 @@ def main() -> None:
         "lists": len(base),
         "passages": sum(len(b) for b in base),
         "max_length": args.max_length,
-        "q4_block": args.q4_block,
+        "block": args.block,
         "f32_spread": spread(base),
         "rows": {},
     }

@@ -4,7 +4,7 @@ writer and reader.
     python quantize_ref.py F32_BUNDLE QUANTIZED_BUNDLE
 
 reads every tensor of the f32 bundle (the source values), quantizes it as the quantized
-bundle's manifest says (q8 per row, q4 in blocks; which tensors: see `storage`), and compares
+bundle's manifest says (q8 and q4 in blocks along each row; which tensors: see `storage`), and compares
 the stored int values and f16 scales bit for bit, and the f16 tensors too. Prints one JSON line
 with the counts; exits 1 on the first difference.
 
@@ -59,9 +59,13 @@ def quantize_groups(w, group, qmax):
     return levels, scales
 
 
-def quantize_q8(w):
-    levels, scales = quantize_groups(w, w.shape[1], 127)
-    return levels, scales.reshape(-1)
+def q8_block(cols, block):
+    """A q8 weight's block: `block`, or the whole row where `block` does not divide it."""
+    return block if cols % block == 0 else cols
+
+
+def quantize_q8(w, block):
+    return quantize_groups(w, q8_block(w.shape[1], block), 127)
 
 
 def quantize_q4(w, block):
@@ -80,7 +84,8 @@ def dequantize_q4(packed, scales, block):
 
 
 def dequantize_q8(values, scales):
-    return values.astype(np.float32) * scales.astype(np.float32)[:, None]
+    block = values.shape[1] // scales.shape[1]
+    return values.astype(np.float32) * np.repeat(scales.astype(np.float32), block, axis=1)
 
 
 def decode_bundle(directory):
@@ -154,7 +159,7 @@ def check(f32_dir, quantized_dir):
         if kind == "f16":
             expected = {key: w.astype(np.float16)}
         elif kind == "q8":
-            values, scales = quantize_q8(w.astype(np.float32))
+            values, scales = quantize_q8(w.astype(np.float32), block)
             expected = {key: values, key + ".scale": scales}
         else:
             values, scales = quantize_q4(w.astype(np.float32), block)

@@ -17,8 +17,8 @@ enum StoredDtype {
     F32,
     /// Half the download; scores change slightly.
     F16,
-    /// int8 Linear weights and word embeddings (one f16 scale per row), the rest f16: about a
-    /// quarter of f32.
+    /// int8 Linear weights and word embeddings (one f16 scale per block of a row), the rest
+    /// f16: about a quarter of f32.
     Q8,
     /// 4-bit encoder Linear weights (one f16 scale per block), the rest as in q8.
     Q4,
@@ -47,10 +47,11 @@ pub struct ConvertArgs {
     /// Type of the stored weights (quantized ones are decoded to the compute precision on load).
     #[arg(long, value_enum, default_value_t = StoredDtype::F32)]
     dtype: StoredDtype,
-    /// Values per f16 scale of q4 weights (an even number; a weight whose input size it does
-    /// not divide is stored as q8).
-    #[arg(long, default_value_t = default_q4_block())]
-    q4_block: usize,
+    /// Values per f16 scale along a row of q8 / q4 weights (an even number; where it does not
+    /// divide a weight's input size, a q4 weight is stored as q8 and a q8 weight gets one scale
+    /// per row).
+    #[arg(long, default_value_t = default_block())]
+    block: usize,
     /// Most bytes per weight shard, in MiB (whole layers per shard where they fit; a single
     /// tensor larger than this gets a shard of its own).
     #[arg(long, default_value_t = 64)]
@@ -60,15 +61,15 @@ pub struct ConvertArgs {
     layers_per_shard: Option<usize>,
 }
 
-fn default_q4_block() -> usize {
-    ConvertOptions::default().q4_block
+fn default_block() -> usize {
+    ConvertOptions::default().block
 }
 
 pub fn run(args: &ConvertArgs) -> Result<()> {
     let started = Instant::now();
     let options = ConvertOptions {
         dtype: args.dtype.into(),
-        q4_block: args.q4_block,
+        block: args.block,
         layers_per_shard: args.layers_per_shard.unwrap_or(usize::MAX),
         shard_bytes: args.shard_mb.saturating_mul(1 << 20),
     };

@@ -2,7 +2,7 @@
 //! the formats crate's `quantize`):
 //! - `q8`: every Linear weight (the encoder's q/k/v/o and FFN, `linear_in_embedding`, the list
 //!   transformer's in/out projections and FFN, the three score heads) and the word-embedding
-//!   table, int8 per row;
+//!   table, int8 in blocks along each row (one block per row where the block does not divide it);
 //! - `q4`: the encoder's Linear weights in 4-bit blocks (where their input size is a multiple of
 //!   the block), the rest as in `q8`.
 //!
@@ -21,20 +21,27 @@ pub enum Storage {
 }
 
 impl Storage {
-    /// How `key` (a canonical key) of `shape` is stored in a bundle of `dtype`, q4 weights in
-    /// blocks of `q4_block` values.
-    pub fn of(key: &str, shape: &[usize], dtype: BundleDtype, q4_block: usize) -> Storage {
+    /// How `key` (a canonical key) of `shape` is stored in a bundle of `dtype`, quantized
+    /// weights in blocks of `block` values.
+    pub fn of(key: &str, shape: &[usize], dtype: BundleDtype, block: usize) -> Storage {
         match dtype {
             BundleDtype::F32 => Storage::F32,
             BundleDtype::F16 => Storage::F16,
             BundleDtype::Q8 | BundleDtype::Q4 => {
-                let q4 = Scheme::Q4Blocks { block: q4_block };
+                let q4 = Scheme::Q4Blocks { block };
+                let q8 = match shape {
+                    // One block per row where the block does not divide it.
+                    [_, cols] if *cols > 0 && cols % block != 0 => {
+                        Scheme::Q8Blocks { block: *cols }
+                    }
+                    _ => Scheme::Q8Blocks { block },
+                };
                 if dtype == BundleDtype::Q4 && is_encoder_linear(key) && q4.fits(shape) {
                     Storage::Quantized(q4)
                 } else if (is_encoder_linear(key) || is_head_linear(key) || is_word_table(key))
-                    && Scheme::Q8Rows.fits(shape)
+                    && q8.fits(shape)
                 {
-                    Storage::Quantized(Scheme::Q8Rows)
+                    Storage::Quantized(q8)
                 } else {
                     Storage::F16
                 }
@@ -48,7 +55,9 @@ impl Storage {
         match self {
             Storage::F32 => elements * 4,
             Storage::F16 => elements * 2,
-            Storage::Quantized(Scheme::Q8Rows) => elements + 2 * shape[0] as u64,
+            Storage::Quantized(Scheme::Q8Blocks { block }) => {
+                elements + 2 * (elements / block as u64)
+            }
             Storage::Quantized(Scheme::Q4Blocks { block }) => {
                 elements / 2 + 2 * (elements / block as u64)
             }
@@ -106,13 +115,14 @@ mod tests {
     #[test]
     fn linear_weights_and_the_word_table_are_quantized_the_rest_is_f16() {
         let of = |key, shape: &[usize], dtype| Storage::of(key, shape, dtype, 32);
-        let q8 = Storage::Quantized(Scheme::Q8Rows);
+        let q8 = Storage::Quantized(Scheme::Q8Blocks { block: 32 });
         let q4 = Storage::Quantized(Scheme::Q4Blocks { block: 32 });
         let query = "bert.encoder.layer.3.attention.self.query.weight";
         assert_eq!(of(query, &[64, 64], BundleDtype::Q8), q8);
         assert_eq!(of(query, &[64, 64], BundleDtype::Q4), q4);
-        // An input size that is not a multiple of the block stays q8.
-        assert_eq!(of(query, &[64, 48], BundleDtype::Q4), q8);
+        // An input size that is not a multiple of the block: q8, one block per row.
+        let q8_rows = Storage::Quantized(Scheme::Q8Blocks { block: 48 });
+        assert_eq!(of(query, &[64, 48], BundleDtype::Q4), q8_rows);
         assert_eq!(
             of(
                 "bert.encoder.layer.3.attention.self.query.bias",
@@ -149,6 +159,6 @@ mod tests {
         );
         assert_eq!(of(query, &[64, 64], BundleDtype::F16), Storage::F16);
         assert_eq!(q4.bytes(&[2, 64]), 64 + 2 * 4);
-        assert_eq!(q8.bytes(&[2, 64]), 128 + 4);
+        assert_eq!(q8.bytes(&[2, 64]), 128 + 2 * 4);
     }
 }

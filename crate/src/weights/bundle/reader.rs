@@ -98,7 +98,7 @@ impl BundleReader {
             };
             // Quantized weights are decoded to f32 here, one tensor at a time, and go on to the
             // destination like any float tensor.
-            let mut found = read_bundle_shard(bytes, path, self.manifest.q4_block(), |k, t| {
+            let mut found = read_bundle_shard(bytes, path, self.manifest.block_size(), |k, t| {
                 weights.insert_to(destination, k, path, t)
             })?;
             found.sort();

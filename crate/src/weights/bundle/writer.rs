@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use listconranker_formats::bundle::{BundleDtype, FLOAT_BUNDLE_VERSION, Quantization};
-use listconranker_formats::quantize::{Q4_BLOCK, SCALE_SUFFIX, Scheme, quantize};
+use listconranker_formats::quantize::{DEFAULT_BLOCK, SCALE_SUFFIX, Scheme, quantize};
 
 use super::quantization::Storage;
 use super::reader::{is_bundle, read_bundle_dir, sha256_hex};
@@ -26,9 +26,9 @@ use crate::weights::{
 pub struct ConvertOptions {
     /// Type of the stored weights.
     pub dtype: BundleDtype,
-    /// Values per scale of `q4` weights (a weight whose input size it does not divide is stored
-    /// as `q8`).
-    pub q4_block: usize,
+    /// Values per scale along a row of quantized weights (where it does not divide a weight's
+    /// input size: a q4 weight is stored as q8, a q8 weight gets one scale per row).
+    pub block: usize,
     /// Most encoder layers in one shard (`usize::MAX`: sizes alone decide).
     pub layers_per_shard: usize,
     /// Most bytes of tensor data in one shard (a single tensor larger than this gets a shard
@@ -40,7 +40,7 @@ impl Default for ConvertOptions {
     fn default() -> Self {
         Self {
             dtype: BundleDtype::F32,
-            q4_block: Q4_BLOCK,
+            block: DEFAULT_BLOCK,
             layers_per_shard: usize::MAX,
             shard_bytes: 64 << 20,
         }
@@ -153,7 +153,7 @@ impl BundleSource {
         };
         Ok(Some(Quantization {
             scheme: options.dtype.name().into(),
-            block_size: (options.dtype == BundleDtype::Q4).then_some(options.q4_block),
+            block_size: Some(options.block),
             quantized_from: quantized_from.name().into(),
         }))
     }
@@ -320,7 +320,7 @@ impl ShardPlan {
 /// than a shard split by tensors.
 fn plan_shards(entries: Vec<TensorEntry>, options: &ConvertOptions) -> Vec<ShardPlan> {
     let bytes_of = |t: &TensorEntry| {
-        Storage::of(&t.key, &t.shape, options.dtype, options.q4_block).bytes(&t.shape)
+        Storage::of(&t.key, &t.shape, options.dtype, options.block).bytes(&t.shape)
     };
     let mut units: BTreeMap<Unit, Vec<TensorEntry>> = BTreeMap::new();
     for entry in entries {
@@ -394,7 +394,7 @@ fn stored_tensors(key: &str, tensor: &RawTensor, storage: Storage) -> Result<Vec
         Storage::Quantized(scheme) => {
             let q = quantize(scheme, key, &tensor.shape, &tensor.data)?;
             let values_dtype = match scheme {
-                Scheme::Q8Rows => safetensors::Dtype::I8,
+                Scheme::Q8Blocks { .. } => safetensors::Dtype::I8,
                 Scheme::Q4Blocks { .. } => safetensors::Dtype::U8,
             };
             vec![
@@ -425,7 +425,7 @@ fn write_shard(
 ) -> Result<BundleFile> {
     let mut stored = Vec::with_capacity(plan.tensors.len());
     for entry in &plan.tensors {
-        let storage = Storage::of(&entry.key, &entry.shape, options.dtype, options.q4_block);
+        let storage = Storage::of(&entry.key, &entry.shape, options.dtype, options.block);
         stored.extend(stored_tensors(&entry.key, &source.take(entry)?, storage)?);
     }
     let views = stored
@@ -566,9 +566,9 @@ pub fn write_bundle(
     if options.shard_bytes == 0 {
         return Err(Error::input("the shard size must be at least 1 byte"));
     }
-    if options.dtype == BundleDtype::Q4 && (options.q4_block < 2 || options.q4_block % 2 != 0) {
+    if options.dtype.is_quantized() && (options.block < 2 || options.block % 2 != 0) {
         return Err(Error::input(
-            "the q4 block size must be an even number of at least 2",
+            "the block size must be an even number of at least 2",
         ));
     }
     check_output(model_dir, out_dir)?;
@@ -629,7 +629,7 @@ mod tests {
         ];
         let options = ConvertOptions {
             dtype: BundleDtype::F32,
-            q4_block: Q4_BLOCK,
+            block: DEFAULT_BLOCK,
             layers_per_shard: usize::MAX,
             shard_bytes: 100 * 4,
         };
