@@ -64,11 +64,11 @@ def main():
         ("scalar", "F32", [], struct.pack("<f", 1.5)),
     ]))
 
-    # safetensors: a quantized bundle shard: a q8 weight (I8 values, one F16 scale per row) and
+    # safetensors: a quantized bundle shard: a q8 weight (I8 values, one F16 scale per block) and
     # a q4 weight (U8 pairs of 4-bit values, one F16 scale per block of 8), as `convert` writes.
     write("safetensors", "quantized", safetensors([
         ("q8.weight", "I8", [2, 4], bytes([1, 127, 0x81, 0, 5, 6, 7, 8])),
-        ("q8.weight.scale", "F16", [2], struct.pack("<2e", 0.01, 0.5)),
+        ("q8.weight.scale", "F16", [2, 1], struct.pack("<2e", 0.01, 0.5)),
         ("q4.weight", "U8", [2, 4], bytes([0x8F, 0x19, 0x88, 0x77, 0x12, 0x34, 0x56, 0x78])),
         ("q4.weight.scale", "F16", [2, 1], struct.pack("<2e", 0.25, 1.0)),
         ("bias", "F16", [2], struct.pack("<2e", 0.0, 1.0)),
