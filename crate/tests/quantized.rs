@@ -277,28 +277,24 @@ fn a_missing_or_misshapen_scale_is_refused_naming_the_tensor() {
     });
     assert_invalid(dir.path(), &[QUERY, "no scale tensor"]);
 
-    let (dir, _) = bundle(BundleDtype::Q8);
-    edit_shard(dir.path(), QUERY, |t| {
-        let scale = t
-            .iter_mut()
-            .find(|(name, ..)| *name == format!("{QUERY}.scale"))
-            .unwrap();
-        // One row of scales short: [15, 2] for 16 rows of 2 blocks.
-        scale.2 = vec![15, 2];
-        scale.3.truncate(60);
-    });
+    // The query weight's scales cut to `shape` (the bytes with them), in a bundle of `dtype`.
+    let with_scales = |dtype, shape: [usize; 2]| {
+        let (dir, _) = bundle(dtype);
+        edit_shard(dir.path(), QUERY, |t| {
+            let scale = t
+                .iter_mut()
+                .find(|(name, ..)| *name == format!("{QUERY}.scale"))
+                .unwrap();
+            scale.2 = shape.to_vec();
+            scale.3.truncate(shape[0] * shape[1] * 2);
+        });
+        dir
+    };
+    // One row of scales short: [15, 2] for 16 rows of 2 blocks.
+    let dir = with_scales(BundleDtype::Q8, [15, 2]);
     assert_invalid(dir.path(), &[QUERY, "scales of shape [15, 2]"]);
-
-    let (dir, _) = bundle(BundleDtype::Q4);
-    edit_shard(dir.path(), QUERY, |t| {
-        let scale = t
-            .iter_mut()
-            .find(|(name, ..)| *name == format!("{QUERY}.scale"))
-            .unwrap();
-        // Blocks of 16 where the manifest says 8.
-        scale.2 = vec![16, 1];
-        scale.3.truncate(32);
-    });
+    // Blocks of 16 where the manifest says 8.
+    let dir = with_scales(BundleDtype::Q4, [16, 1]);
     assert_invalid(dir.path(), &[QUERY, "manifest.json says 8"]);
 
     // A scale whose weight is stored as a float.
