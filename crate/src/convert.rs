@@ -7,10 +7,11 @@ use std::path::Path;
 
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
+use crate::model::ListConRankerModel;
 use crate::reranker::Reranker;
 use crate::tokenize::TextTokenizer;
 use crate::weights::bundle::{BundleSource, ConvertOptions, Manifest, is_bundle, write_bundle};
-use crate::weights::{TokenizerFiles, find_model_files};
+use crate::weights::{TokenizerFiles, find_model_files, plan_split_weights};
 
 /// Converts the checkpoint or bundle in `model_dir` into a bundle at `out_dir`: written beside
 /// it, checked to load as a model (every tensor used once, shapes matching the config, values
@@ -19,7 +20,7 @@ use crate::weights::{TokenizerFiles, find_model_files};
 /// manifest written.
 pub fn convert(model_dir: &Path, out_dir: &Path, options: &ConvertOptions) -> Result<Manifest> {
     let source = if is_bundle(model_dir) {
-        BundleSource::from_bundle(model_dir)?
+        BundleSource::from_bundle(model_dir, ListConRankerModel::check_plan)?
     } else {
         checkpoint_source(model_dir)?
     };
@@ -38,7 +39,9 @@ fn checkpoint_source(dir: &Path) -> Result<BundleSource> {
     let config_text = std::fs::read_to_string(&files.encoder.config)
         .map_err(|e| Error::read_model(&config_file, e))?;
     // Checked here, kept as written: the manifest carries the config as it was.
-    BertConfig::from_json(&config_text, &config_file)?;
+    let bert = BertConfig::from_json(&config_text, &config_file)?;
+    // Every tensor's key is checked against the model before any value is decoded.
+    ListConRankerModel::check_plan(plan_split_weights(&files)?, &bert)?;
     let config = serde_json::from_str(&config_text).map_err(|e| Error::config(&config_file, e))?;
     let tokenizer_json = match &files.encoder.tokenizer {
         TokenizerFiles::Json(path) => {

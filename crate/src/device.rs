@@ -204,6 +204,14 @@ impl Placement {
         Ok(Self { device, options })
     }
 
+    /// The CPU device in f32, always available (no device to open).
+    pub fn host_f32() -> Self {
+        Self {
+            device: Device::flex(),
+            options: LoadOptions::default(),
+        }
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }

@@ -258,6 +258,78 @@ fn a_misnumbered_list_layer_is_reported_unused() {
     );
 }
 
+/// A list layer past the ones the model takes, whose tensor would be refused if it were read
+/// (one stored float viewed as 2e9: 8 GB when gathered): the load must name it unused, which
+/// shows it was judged from the pickle's metadata, never decoded.
+#[test]
+fn unused_tensors_are_reported_before_any_is_decoded() {
+    let Some(venv) = reference_venv() else { return };
+    let dir = copy_model("zh-tiny");
+    let list = dir.path().join("list_transformer.pt");
+    let script = "import sys, torch\n\
+        state = torch.load(sys.argv[1], weights_only=True)\n\
+        state['list_transformer.layers.7.linear1.weight'] = torch.zeros(1).expand(2_000_000_000)\n\
+        torch.save(state, sys.argv[1])\n";
+    let status = Command::new(venv.join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .arg(&list)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_error(
+        load(dir.path()),
+        "MODEL_INVALID",
+        &[
+            "does not use",
+            "list_transformer.layers.7.linear1.weight",
+            "list_transformer.pt",
+        ],
+    );
+    // What decoding it would have said: so the error above came before any decoding.
+    let files = listconranker::weights::find_model_files(dir.path()).unwrap();
+    let decoded = listconranker::weights::load_split_weights(&files)
+        .err()
+        .unwrap();
+    assert!(
+        decoded.to_string().contains("declares more bytes"),
+        "{decoded}"
+    );
+}
+
+/// A bundle whose manifest lists a tensor the model does not use is refused before any shard
+/// is read (the shard holding it is corrupt here: reading it would fail on its sha256).
+#[test]
+fn a_bundle_listing_an_unused_tensor_is_refused_before_its_shards_are_read() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("bundle");
+    let output = convert(&model_dir("en-3layer"), &out);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let manifest_path = out.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let files = manifest["files"].as_array_mut().unwrap();
+    let shard = files
+        .iter_mut()
+        .find(|f| f["path"].as_str().unwrap().starts_with("head"))
+        .unwrap();
+    shard["tensors"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!("linear_score9.weight"));
+    let shard_path = out.join(shard["path"].as_str().unwrap());
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let mut bytes = std::fs::read(&shard_path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&shard_path, bytes).unwrap();
+    assert_error(
+        load(&out),
+        "MODEL_INVALID",
+        &["does not use", "linear_score9.weight"],
+    );
+}
+
 #[test]
 fn a_zero_dimensional_weight_is_an_error() {
     let mut t = tensors("zh-tiny");

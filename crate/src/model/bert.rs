@@ -1,6 +1,8 @@
 //! The HuggingFace `BertModel` encoder (post-LayerNorm, absolute positions, erf GELU) followed by
 //! mean pooling over real tokens, as ListConRanker uses it: every text is encoded on its own.
 
+use std::cell::RefCell;
+
 use burn::module::Module;
 use burn::nn::{Embedding, LayerNorm, Linear};
 use burn::tensor::activation::gelu;
@@ -10,7 +12,9 @@ use burn::tensor::{Bool, FloatDType, Int, Tensor};
 use super::attention::multi_head_attention;
 use super::builder::ParamBuilder;
 use crate::config::BertConfig;
+use crate::device::Placement;
 use crate::error::Result;
+use crate::weights::WeightMap;
 
 #[derive(Module, Debug)]
 pub struct BertEmbeddings {
@@ -118,6 +122,14 @@ impl BertEncoder {
             .map(|i| BertLayer::load(layer.pp(i), c))
             .collect::<Result<_>>()?;
         Ok(Self { embeddings, layers })
+    }
+
+    /// [`crate::model::ListConRankerModel::check_plan`] for a checkpoint of the encoder alone.
+    pub fn check_plan(plan: WeightMap, c: &BertConfig) -> Result<()> {
+        let weights = RefCell::new(plan);
+        let at = Placement::host_f32();
+        Self::load(ParamBuilder::new(&weights, &at), c)?;
+        weights.into_inner().check_all_used()
     }
 
     /// Mean-pooled last hidden state of each text.

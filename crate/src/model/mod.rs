@@ -63,9 +63,7 @@ pub fn list_config(w: &WeightMap, bert: &BertConfig) -> Result<ListConfig> {
             });
         }
     };
-    let layers = (0..)
-        .take_while(|i| w.contains(&format!("list_transformer.layers.{i}.linear1.weight")))
-        .count();
+    let layers = list_layer_count(w);
     // Only F is read here; the layer's loader checks the whole shape and names its file.
     let ffn = match w.shape("list_transformer.layers.0.linear1.weight")? {
         [f, _] if *f > 0 => *f,
@@ -86,7 +84,41 @@ pub fn list_config(w: &WeightMap, bert: &BertConfig) -> Result<ListConfig> {
     })
 }
 
+/// The list part's sizes for a plan (see [`ListConRankerModel::check_plan`]): only the layer
+/// count shapes the key names; the widths are any that build.
+fn planned_list_config(plan: &WeightMap, bert: &BertConfig) -> ListConfig {
+    let heads = bert.num_attention_heads.max(1);
+    ListConfig {
+        dim: heads,
+        ffn: 1,
+        layers: list_layer_count(plan),
+        heads,
+    }
+}
+
+/// The `list_transformer.layers.N` present, contiguous from 0 (a stray index is left unused).
+fn list_layer_count(w: &WeightMap) -> usize {
+    (0..)
+        .take_while(|i| w.contains(&format!("list_transformer.layers.{i}.linear1.weight")))
+        .count()
+}
+
 impl ListConRankerModel {
+    /// Checks a checkpoint's keys ([`WeightMap::plan`]: read off its headers, no tensor
+    /// decoded) against the model `bert` and the list layers present describe, by running the
+    /// loaders over it: a key no module takes (a layer past `num_hidden_layers`, a misnumbered
+    /// list layer, a foreign tensor) or one a module misses is an error before any value is
+    /// decoded, so an unused tensor costs no memory however large it claims to be.
+    pub fn check_plan(plan: WeightMap, bert: &BertConfig) -> Result<()> {
+        debug_assert!(plan.is_plan());
+        let config = ModelConfig {
+            bert: bert.clone(),
+            list: planned_list_config(&plan, bert),
+        };
+        // A plan's parameters are one-element placeholders: the CPU device serves any backend.
+        Self::load(plan, &config, &Placement::host_f32()).map(drop)
+    }
+
     /// Builds the model from decoded weights, checking every key's shape and values; a tensor
     /// of the checkpoint that no module takes is an error (a config that disagrees with the
     /// weights, a renamed layer), never silently dropped.

@@ -54,13 +54,19 @@ impl Reranker {
         if is_bundle(dir) {
             // The device first: each shard is uploaded as soon as it is read.
             let placement = Placement::open(options)?;
-            let parts = read_bundle_dir(dir, Destination::Device(&placement))?;
+            let parts = read_bundle_dir(
+                dir,
+                Destination::Device(&placement),
+                ListConRankerModel::check_plan,
+            )?;
             let tokenizer = TextTokenizer::from_json(&parts.tokenizer_json, &parts.tokenizer_file)?;
             return Self::from_parts(parts.config, parts.weights, tokenizer, placement);
         }
         let files = crate::weights::find_model_files(dir)?;
         let bert = BertConfig::from_file(&files.encoder.config)?;
         let tokenizer = TextTokenizer::from_files(&files.encoder.tokenizer)?;
+        // Every tensor's key is checked against the model before any value is decoded.
+        ListConRankerModel::check_plan(crate::weights::plan_split_weights(&files)?, &bert)?;
         let weights = crate::weights::load_split_weights(&files)?;
         Self::from_parts(bert, weights, tokenizer, Placement::open(options)?)
     }
@@ -72,7 +78,7 @@ impl Reranker {
     pub fn validate_bundle(dir: &Path) -> Result<()> {
         use crate::weights::Destination;
         use crate::weights::bundle::read_bundle_dir;
-        let parts = read_bundle_dir(dir, Destination::ShapesOnly)?;
+        let parts = read_bundle_dir(dir, Destination::ShapesOnly, ListConRankerModel::check_plan)?;
         let tokenizer = TextTokenizer::from_json(&parts.tokenizer_json, &parts.tokenizer_file)?;
         let options = LoadOptions {
             max_length: parts.config.max_position_embeddings.min(512),

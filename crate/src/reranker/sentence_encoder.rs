@@ -12,7 +12,7 @@ use crate::encode::encode_in_length_batches;
 use crate::error::Result;
 use crate::model::{BertEncoder, ParamBuilder};
 use crate::tokenize::TextTokenizer;
-use crate::weights::{WeightMap, find_encoder_files, load_encoder_weights};
+use crate::weights::{WeightMap, find_encoder_files, load_encoder_weights, plan_encoder_weights};
 
 pub struct SentenceEncoder {
     encoder: BertEncoder,
@@ -28,6 +28,7 @@ impl SentenceEncoder {
         let mut tokenizer = TextTokenizer::from_files(&files.tokenizer)?;
         tokenizer.set_max_length(options.max_length.min(config.max_position_embeddings))?;
         tokenizer.limit_ids(config.vocab_size)?;
+        BertEncoder::check_plan(plan_encoder_weights(&files.weights)?, &config)?;
         let mut weights = WeightMap::default();
         load_encoder_weights(&files.weights, &mut weights)?;
         let placement = Placement::open(options.clone())?;

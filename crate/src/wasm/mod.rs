@@ -10,6 +10,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::device::{Backend, LoadOptions, Placement, Precision};
 use crate::error::Error;
+use crate::model::ListConRankerModel;
 use crate::reranker::Reranker;
 use crate::tokenize::TextTokenizer;
 use crate::weights::bundle::{BundleReader, Manifest};
@@ -52,7 +53,7 @@ impl BundleLoader {
     pub fn new(manifest_json: &str) -> Result<BundleLoader, JsValue> {
         let manifest = Manifest::parse(manifest_json).map_err(to_js)?;
         Ok(Self {
-            reader: BundleReader::new(manifest).map_err(to_js)?,
+            reader: BundleReader::new(manifest, ListConRankerModel::check_plan).map_err(to_js)?,
         })
     }
 

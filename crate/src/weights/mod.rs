@@ -14,5 +14,5 @@ pub use map::{Destination, Weight, WeightMap};
 pub use split_layout::{
     EncoderFiles, IndexedTensor, ListPartFiles, ModelFiles, SafetensorsIndex, encoder_key,
     find_encoder_files, find_model_files, load_encoder_weights, load_list_part_weights,
-    load_split_weights, merged_key,
+    load_split_weights, merged_key, plan_encoder_weights, plan_split_weights,
 };

@@ -262,22 +262,104 @@ fn list_key(name: &str) -> Option<String> {
     (!name.starts_with("list_transformer_layer.")).then(|| name.to_string())
 }
 
+/// What a reader does with each tensor it maps to a canonical key.
+#[derive(Clone, Copy)]
+enum Reading {
+    /// Decodes it into the map.
+    Decode,
+    /// Records its key only (a plan, see [`WeightMap::plan`]): headers and pickle metadata are
+    /// read, no tensor's values.
+    KeysOnly,
+}
+
+fn read_safetensors_file(
+    path: &Path,
+    rename: impl Fn(&str) -> Option<String>,
+    map: &mut WeightMap,
+    reading: Reading,
+) -> Result<()> {
+    let file = path.display().to_string();
+    match reading {
+        Reading::Decode => {
+            let bytes = std::fs::read(path).map_err(|e| Error::read_model(&file, e))?;
+            read_safetensors(&bytes, &file, rename, |k, t| map.insert(k, &file, t))
+        }
+        Reading::KeysOnly => {
+            let index = SafetensorsIndex::open(path)?;
+            for name in index.names() {
+                if let Some(key) = rename(name) {
+                    map.plan_key(key, &file)?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn read_pickle_file(
+    path: &Path,
+    rename: impl Fn(&str) -> Option<String>,
+    map: &mut WeightMap,
+    reading: Reading,
+) -> Result<()> {
+    let file = path.display().to_string();
+    match reading {
+        Reading::Decode => read_pickle(path, rename, |k, t| map.insert(k, &file, t)),
+        Reading::KeysOnly => {
+            // The reader decodes only the tensors `rename` maps: mapping none lists the keys.
+            let mut keys = Vec::new();
+            read_pickle(
+                path,
+                |name| {
+                    keys.extend(rename(name));
+                    None
+                },
+                |_, _| Ok(()),
+            )?;
+            keys.into_iter()
+                .try_for_each(|key| map.plan_key(key, &file))
+        }
+    }
+}
+
+fn read_encoder_file(path: &Path, map: &mut WeightMap, reading: Reading) -> Result<()> {
+    map.add_source("bert.", &path.display().to_string());
+    if path.extension().is_some_and(|ext| ext == "safetensors") {
+        read_safetensors_file(path, encoder_key, map, reading)
+    } else {
+        read_pickle_file(path, encoder_key, map, reading)
+    }
+}
+
 /// Reads the BERT weights (safetensors or PyTorch pickle) into `map` under `bert.` keys.
 pub fn load_encoder_weights(path: &Path, map: &mut WeightMap) -> Result<()> {
-    let file = path.display().to_string();
-    map.add_source("bert.", &file);
-    if path.extension().is_some_and(|ext| ext == "safetensors") {
-        let bytes = std::fs::read(path).map_err(|e| Error::read_model(&file, e))?;
-        read_safetensors(&bytes, &file, encoder_key, |k, t| map.insert(k, &file, t))
-    } else {
-        read_pickle(path, encoder_key, |k, t| map.insert(k, &file, t))
-    }
+    read_encoder_file(path, map, Reading::Decode)
+}
+
+/// The keys of a BERT checkpoint's weights as a plan ([`WeightMap::plan`]), nothing decoded.
+pub fn plan_encoder_weights(path: &Path) -> Result<WeightMap> {
+    let mut plan = WeightMap::plan();
+    read_encoder_file(path, &mut plan, Reading::KeysOnly)?;
+    Ok(plan)
 }
 
 /// Reads every weight of a split-layout (or merged-layout) checkpoint into one map under
 /// canonical keys.
 pub fn load_split_weights(files: &ModelFiles) -> Result<WeightMap> {
     let mut map = WeightMap::default();
+    read_split(files, &mut map, Reading::Decode)?;
+    Ok(map)
+}
+
+/// The keys of a split-layout (or merged-layout) checkpoint as a plan ([`WeightMap::plan`]):
+/// what a model would take or leave is known before a tensor is decoded.
+pub fn plan_split_weights(files: &ModelFiles) -> Result<WeightMap> {
+    let mut plan = WeightMap::plan();
+    read_split(files, &mut plan, Reading::KeysOnly)?;
+    Ok(plan)
+}
+
+fn read_split(files: &ModelFiles, map: &mut WeightMap, reading: Reading) -> Result<()> {
     if files.list_part.is_none() {
         let file = files.encoder.weights.display().to_string();
         for prefix in [
@@ -289,39 +371,31 @@ pub fn load_split_weights(files: &ModelFiles) -> Result<WeightMap> {
         ] {
             map.add_source(prefix, &file);
         }
-        let bytes =
-            std::fs::read(&files.encoder.weights).map_err(|e| Error::read_model(&file, e))?;
-        read_safetensors(&bytes, &file, merged_key, |k, t| map.insert(k, &file, t))?;
-        return Ok(map);
+        return read_safetensors_file(&files.encoder.weights, merged_key, map, reading);
     }
-    load_encoder_weights(&files.encoder.weights, &mut map)?;
-    load_list_part(files, &mut map)?;
-    Ok(map)
+    read_encoder_file(&files.encoder.weights, map, reading)?;
+    read_list_part(files, map, reading)
 }
 
 /// Reads only the list part's pickles of a split-layout checkpoint.
 pub fn load_list_part_weights(files: &ModelFiles) -> Result<WeightMap> {
     let mut map = WeightMap::default();
-    load_list_part(files, &mut map)?;
+    read_list_part(files, &mut map, Reading::Decode)?;
     Ok(map)
 }
 
-fn load_list_part(files: &ModelFiles, map: &mut WeightMap) -> Result<()> {
+fn read_list_part(files: &ModelFiles, map: &mut WeightMap, reading: Reading) -> Result<()> {
     let Some(list_part) = &files.list_part else {
         return Ok(());
     };
-    let projection_file = list_part.projection.display().to_string();
-    map.add_source("linear_in_embedding.", &projection_file);
-    read_pickle(&list_part.projection, projection_key, |k, t| {
-        map.insert(k, &projection_file, t)
-    })?;
-
+    map.add_source(
+        "linear_in_embedding.",
+        &list_part.projection.display().to_string(),
+    );
+    read_pickle_file(&list_part.projection, projection_key, map, reading)?;
     let list_file = list_part.list_transformer.display().to_string();
     for prefix in ["query_embedding.", "list_transformer.", "linear_score"] {
         map.add_source(prefix, &list_file);
     }
-    read_pickle(&list_part.list_transformer, list_key, |k, t| {
-        map.insert(k, &list_file, t)
-    })?;
-    Ok(())
+    read_pickle_file(&list_part.list_transformer, list_key, map, reading)
 }

@@ -21,7 +21,7 @@ mod writer;
 pub use listconranker_formats::bundle::{
     BUNDLE_FORMAT, BUNDLE_VERSION, BundleDtype, BundleFile, MANIFEST_FILE, Manifest, Quantization,
 };
-pub use reader::{BundleParts, BundleReader};
+pub use reader::{BundleParts, BundleReader, PlanCheck};
 #[cfg(feature = "native")]
 pub use reader::{is_bundle, read_bundle_dir, sha256_hex};
 #[cfg(feature = "native")]

@@ -6,7 +6,13 @@ use crate::config::BertConfig;
 use crate::device::Placement;
 use crate::error::{Error, Result};
 use crate::weights::{Destination, WeightMap};
+use listconranker_formats::quantize::SCALE_SUFFIX;
 use listconranker_formats::safetensors_file::read_bundle_shard;
+
+/// Checks a checkpoint's keys ([`WeightMap::plan`]) against the model before any tensor is
+/// decoded: `ListConRankerModel::check_plan`, given by the caller since this layer sits below
+/// the model.
+pub type PlanCheck = fn(WeightMap, &BertConfig) -> Result<()>;
 
 /// What every loader needs to build a [`crate::Reranker`]: the tokenizer stays as the bytes of
 /// its `tokenizer.json` (building it is the tokenizer layer's job, above this one).
@@ -37,9 +43,12 @@ enum Owned {
 }
 
 impl BundleReader {
-    pub fn new(manifest: Manifest) -> Result<Self> {
+    /// Reads the manifest's config and checks the tensors it lists with `check` (a tensor the
+    /// model would not use, or one it misses, is an error before a shard is fetched).
+    pub fn new(manifest: Manifest, check: PlanCheck) -> Result<Self> {
         let config_text = manifest.config.to_string();
         let config = BertConfig::from_json(&config_text, "manifest.json (config)")?;
+        check(plan_of(&manifest)?, &config)?;
         let received = vec![false; manifest.files.len()];
         Ok(Self {
             manifest,
@@ -135,6 +144,28 @@ impl BundleReader {
     }
 }
 
+/// The manifest's tensors as a plan: every listed key but the scales of quantized weights
+/// (they are part of their weight).
+fn plan_of(manifest: &Manifest) -> Result<WeightMap> {
+    let mut plan = WeightMap::plan();
+    for file in manifest
+        .files
+        .iter()
+        .filter(|f| f.path != manifest.tokenizer)
+    {
+        for key in &file.tensors {
+            let is_scale = key
+                .strip_suffix(SCALE_SUFFIX)
+                .is_some_and(|weight| file.tensors.iter().any(|k| k == weight));
+            if !is_scale {
+                plan.add_source(key, &file.path);
+                plan.plan_key(key.clone(), &file.path)?;
+            }
+        }
+    }
+    Ok(plan)
+}
+
 #[cfg(feature = "native")]
 mod native {
     use std::path::Path;
@@ -155,16 +186,21 @@ mod native {
             .collect()
     }
 
-    /// Reads a bundle directory, checking every file's size and sha256. Each shard's tensors
+    /// Reads a bundle directory, checking its tensor list with `check` first, then every file's
+    /// size and sha256. Each shard's tensors
     /// go to `destination` as soon as it is read, and its bytes are dropped before the next
     /// one is read.
-    pub fn read_bundle_dir(dir: &Path, destination: Destination) -> Result<BundleParts> {
+    pub fn read_bundle_dir(
+        dir: &Path,
+        destination: Destination,
+        check: PlanCheck,
+    ) -> Result<BundleParts> {
         let manifest_path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&manifest_path)
             .map_err(|e| Error::read_model(manifest_path.display(), e))?;
         let manifest = Manifest::parse(&text)?;
         let files = manifest.files.clone();
-        let mut reader = BundleReader::new(manifest)?;
+        let mut reader = BundleReader::new(manifest, check)?;
         match destination {
             Destination::Host => {}
             Destination::Device(at) => reader.upload_to(at.clone()),

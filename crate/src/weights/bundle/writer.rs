@@ -14,7 +14,7 @@ use listconranker_formats::bundle::{BundleDtype, FLOAT_BUNDLE_VERSION, Quantizat
 use listconranker_formats::quantize::{DEFAULT_BLOCK, SCALE_SUFFIX, Scheme, quantize};
 
 use super::quantization::Storage;
-use super::reader::{is_bundle, read_bundle_dir, sha256_hex};
+use super::reader::{PlanCheck, is_bundle, read_bundle_dir, sha256_hex};
 use super::{BUNDLE_FORMAT, BUNDLE_VERSION, BundleFile, MANIFEST_FILE, Manifest};
 use crate::error::{Error, Result};
 use crate::weights::{
@@ -82,13 +82,14 @@ struct TensorEntry {
 impl BundleSource {
     /// The tensors of an existing bundle (decoded; a bundle is re-written in another dtype or
     /// shard size).
-    pub fn from_bundle(dir: &Path) -> Result<Self> {
+    /// `check` sees its tensor list before a shard is read.
+    pub fn from_bundle(dir: &Path, check: PlanCheck) -> Result<Self> {
         let manifest_path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&manifest_path)
             .map_err(|e| Error::read_model(manifest_path.display(), e))?;
         let manifest = Manifest::parse(&text)?;
         let from_bundle = Some(manifest.bundle_dtype()?);
-        let parts = read_bundle_dir(dir, Destination::Host)?;
+        let parts = read_bundle_dir(dir, Destination::Host, check)?;
         Ok(Self {
             config: manifest.config,
             tokenizer_json: parts.tokenizer_json,
