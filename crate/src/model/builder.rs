@@ -12,7 +12,7 @@ use std::fmt::Display;
 
 use burn::module::Param;
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::{Shape, Tensor, TensorData};
+use burn::tensor::{FloatDType, Shape, Tensor, TensorData};
 
 use crate::device::Placement;
 use crate::error::Result;
@@ -26,6 +26,8 @@ pub struct ParamBuilder<'a> {
     weights: &'a RefCell<WeightMap>,
     at: &'a Placement,
     prefix: String,
+    /// The float type of the parameters built: the placement's, unless [`ParamBuilder::in_f32`].
+    dtype: FloatDType,
 }
 
 impl<'a> ParamBuilder<'a> {
@@ -35,6 +37,16 @@ impl<'a> ParamBuilder<'a> {
             weights,
             at,
             prefix: String::new(),
+            dtype: at.dtype(),
+        }
+    }
+
+    /// This builder, building its parameters in f32 whatever the model's float type: for the
+    /// few places where f16 rounding costs more than the parameters' size is worth.
+    pub fn in_f32(&self) -> ParamBuilder<'a> {
+        ParamBuilder {
+            dtype: FloatDType::F32,
+            ..self.clone()
         }
     }
 
@@ -44,6 +56,7 @@ impl<'a> ParamBuilder<'a> {
             prefix: self.key(name),
             weights: self.weights,
             at: self.at,
+            dtype: self.dtype,
         }
     }
 
@@ -55,7 +68,7 @@ impl<'a> ParamBuilder<'a> {
         }
     }
 
-    /// The tensor `name` of `shape`, on the device in the model's float type.
+    /// The tensor `name` of `shape`, on the device in this builder's float type.
     pub fn tensor<const D: usize>(&self, name: &str, shape: &[usize]) -> Result<Tensor<D>> {
         let weight = self
             .weights
@@ -64,13 +77,14 @@ impl<'a> ParamBuilder<'a> {
         Ok(match weight {
             Weight::Host(raw) => {
                 let data = TensorData::new(raw.data, raw.shape);
-                Tensor::from_data(data, (self.at.device(), self.at.dtype().into()))
+                Tensor::from_data(data, (self.at.device(), self.dtype.into()))
             }
-            Weight::Device { shape, tensor } => tensor.reshape(Shape::from(shape)),
+            // Uploaded in the placement's type; a no-op cast unless this builder differs.
+            Weight::Device { shape, tensor } => tensor.reshape(Shape::from(shape)).cast(self.dtype),
             // Validation only: the model is built to check every key and shape, never run.
             Weight::Checked { .. } => {
                 let data = TensorData::new(vec![0f32], [1; D]);
-                Tensor::from_data(data, (self.at.device(), self.at.dtype().into()))
+                Tensor::from_data(data, (self.at.device(), self.dtype.into()))
             }
         })
     }
