@@ -305,20 +305,18 @@ fn a_bundle_listing_an_unused_tensor_is_refused_before_its_shards_are_read() {
     let out = work.path().join("bundle");
     let output = convert(&model_dir("en-3layer"), &out);
     assert!(output.status.success(), "{}", stderr(&output));
-    let manifest_path = out.join("manifest.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
-    let files = manifest["files"].as_array_mut().unwrap();
-    let shard = files
-        .iter_mut()
-        .find(|f| f["path"].as_str().unwrap().starts_with("head"))
-        .unwrap();
-    shard["tensors"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!("linear_score9.weight"));
-    let shard_path = out.join(shard["path"].as_str().unwrap());
-    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let mut shard = String::new();
+    edit_json(&out.join("manifest.json"), |manifest| {
+        let files = manifest["files"].as_array_mut().unwrap();
+        let head = files
+            .iter_mut()
+            .find(|f| f["path"].as_str().unwrap().starts_with("head"))
+            .unwrap();
+        let tensors = head["tensors"].as_array_mut().unwrap();
+        tensors.push(serde_json::json!("linear_score9.weight"));
+        shard = head["path"].as_str().unwrap().to_string();
+    });
+    let shard_path = out.join(shard);
     let mut bytes = std::fs::read(&shard_path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;

@@ -53,7 +53,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import listconranker_ref as ref  # noqa: E402
-from quant_quality import kendall_tau_b, top_k  # noqa: E402
+import quant_layers as ql  # noqa: E402
+from quant_layers import compare  # noqa: E402
 
 # Sites a policy may keep in f32 (a policy is a '+'-joined list of these; 'enc:SITE' / 'list:SITE'
 # keep a site in the encoder / in the part after pooling only).
@@ -298,36 +299,11 @@ def encode_all(emu: Emulator, ids: dict[str, list[int]]) -> dict[str, torch.Tens
     return out
 
 
-@torch.no_grad()
-def reference_f64(model: ref.ListConRankerRef, lists, ids) -> tuple[dict, list[np.ndarray]]:
-    """The float64 reference (listconranker_ref.py's modules), texts encoded one batch at a time."""
-    pooled = {}
-    for batch in batches(ids):
-        longest = max(len(ids[t]) for t in batch)
-        tok = torch.zeros(len(batch), longest, dtype=torch.long)
-        mask = torch.zeros(len(batch), longest, dtype=torch.long)
-        for r, t in enumerate(batch):
-            tok[r, : len(ids[t])] = torch.tensor(ids[t])
-            mask[r, : len(ids[t])] = 1
-        h = model.bert(input_ids=tok, attention_mask=mask, token_type_ids=torch.zeros_like(tok)).last_hidden_state
-        m = mask[..., None].to(h.dtype)
-        p = (h * m).sum(1) / m.sum(1)
-        for r, t in enumerate(batch):
-            pooled[t] = p[r]
-    scores = []
-    for lst in lists:
-        feats = model.linear_in_embedding(torch.stack([pooled[t] for t in lst]))[None]
-        logits = model.list_transformer(feats, [len(lst)])
-        scores.append(torch.sigmoid(logits[0]).numpy())
-    return pooled, scores
-
-
-def compare(base: list[np.ndarray], other: list[np.ndarray]) -> dict:
-    d = np.concatenate([np.abs(b - o) for b, o in zip(base, other)])
-    taus = [kendall_tau_b(b, o) for b, o in zip(base, other)]
-    top1 = [top_k(b, 1) == top_k(o, 1) for b, o in zip(base, other)]
-    return {"max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean()), "tau_mean": float(np.mean(taus)),
-            "tau_min": float(np.min(taus)), "top1": float(np.mean(top1))}
+def reference_f64(model: ref.ListConRankerRef, lists) -> tuple[dict, list[np.ndarray]]:
+    """The float64 reference's pooled features and scores (quant_layers.py's encoding)."""
+    texts = sorted({t for lst in lists for t in lst})
+    pooled = ql.encode_all(model, texts, MAX_LENGTH)
+    return pooled, ql.scores_from_pooled(model, lists, pooled)
 
 
 def long_lists(model: ref.ListConRankerRef, count: int, passages: int, min_tokens: int, seed: int) -> list[list[str]]:
@@ -352,7 +328,7 @@ def run_set(title: str, model64: ref.ListConRankerRef, model32: ref.ListConRanke
     ids = token_ids(model64, texts)
     n_tok = [len(ids[t]) for t in texts]
     t0 = time.time()
-    pooled64, scores64 = reference_f64(model64, lists, ids)
+    pooled64, scores64 = reference_f64(model64, lists)
     spread = float(np.median([np.std(s) for s in scores64]))
     print(f"### {title}\n")
     print(f"{len(lists)} lists, {sum(len(l) - 1 for l in lists)} passages, {len(texts)} distinct texts "

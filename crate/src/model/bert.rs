@@ -124,12 +124,18 @@ impl BertEncoder {
         Ok(Self { embeddings, layers })
     }
 
+    /// Builds the encoder from a checkpoint of the encoder alone, every tensor of which it
+    /// must use.
+    pub fn load_all(weights: WeightMap, c: &BertConfig, at: &Placement) -> Result<Self> {
+        let weights = RefCell::new(weights);
+        let encoder = Self::load(ParamBuilder::new(&weights, at), c)?;
+        weights.into_inner().check_all_used()?;
+        Ok(encoder)
+    }
+
     /// [`crate::model::ListConRankerModel::check_plan`] for a checkpoint of the encoder alone.
     pub fn check_plan(plan: WeightMap, c: &BertConfig) -> Result<()> {
-        let weights = RefCell::new(plan);
-        let at = Placement::host_f32();
-        Self::load(ParamBuilder::new(&weights, &at), c)?;
-        weights.into_inner().check_all_used()
+        Self::load_all(plan, c, &Placement::host_f32()).map(drop)
     }
 
     /// Mean-pooled last hidden state of each text.

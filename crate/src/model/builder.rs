@@ -79,7 +79,9 @@ impl<'a> ParamBuilder<'a> {
                 let data = TensorData::new(raw.data, raw.shape);
                 Tensor::from_data(data, (self.at.device(), self.dtype.into()))
             }
-            // Uploaded in the placement's type; a no-op cast unless this builder differs.
+            // Uploaded in the placement's type as its shard was read (the model's keys were
+            // not known yet): a no-op cast unless this builder differs, and then an f32
+            // parameter of an f16 placement holds f16-rounded values.
             Weight::Device { shape, tensor } => tensor.reshape(Shape::from(shape)).cast(self.dtype),
             // Validation only: the model is built to check every key and shape, never run.
             Weight::Checked { .. } => {

@@ -3,14 +3,12 @@
 
 use std::path::Path;
 
-use std::cell::RefCell;
-
 use super::bridge::read_floats;
 use crate::config::BertConfig;
 use crate::device::{LoadOptions, Placement};
 use crate::encode::encode_in_length_batches;
 use crate::error::Result;
-use crate::model::{BertEncoder, ParamBuilder};
+use crate::model::BertEncoder;
 use crate::tokenize::TextTokenizer;
 use crate::weights::{WeightMap, find_encoder_files, load_encoder_weights, plan_encoder_weights};
 
@@ -32,9 +30,7 @@ impl SentenceEncoder {
         let mut weights = WeightMap::default();
         load_encoder_weights(&files.weights, &mut weights)?;
         let placement = Placement::open(options.clone())?;
-        let weights = RefCell::new(weights);
-        let encoder = BertEncoder::load(ParamBuilder::new(&weights, &placement), &config)?;
-        weights.into_inner().check_all_used()?;
+        let encoder = BertEncoder::load_all(weights, &config, &placement)?;
         Ok(Self {
             encoder,
             tokenizer,

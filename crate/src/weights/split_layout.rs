@@ -262,84 +262,68 @@ fn list_key(name: &str) -> Option<String> {
     (!name.starts_with("list_transformer_layer.")).then(|| name.to_string())
 }
 
-/// What a reader does with each tensor it maps to a canonical key.
-#[derive(Clone, Copy)]
-enum Reading {
-    /// Decodes it into the map.
-    Decode,
-    /// Records its key only (a plan, see [`WeightMap::plan`]): headers and pickle metadata are
-    /// read, no tensor's values.
-    KeysOnly,
-}
-
+/// Reads a safetensors file into `map`: its tensors decoded, or only their keys when `map` is
+/// a plan ([`WeightMap::plan`]: the header alone is read).
 fn read_safetensors_file(
     path: &Path,
     rename: impl Fn(&str) -> Option<String>,
     map: &mut WeightMap,
-    reading: Reading,
 ) -> Result<()> {
     let file = path.display().to_string();
-    match reading {
-        Reading::Decode => {
-            let bytes = std::fs::read(path).map_err(|e| Error::read_model(&file, e))?;
-            read_safetensors(&bytes, &file, rename, |k, t| map.insert(k, &file, t))
+    if map.is_plan() {
+        let index = SafetensorsIndex::open(path)?;
+        for key in index.names().filter_map(&rename) {
+            map.plan_key(key, &file)?;
         }
-        Reading::KeysOnly => {
-            let index = SafetensorsIndex::open(path)?;
-            for name in index.names() {
-                if let Some(key) = rename(name) {
-                    map.plan_key(key, &file)?;
-                }
-            }
-            Ok(())
-        }
+        return Ok(());
     }
+    let bytes = std::fs::read(path).map_err(|e| Error::read_model(&file, e))?;
+    read_safetensors(&bytes, &file, rename, |k, t| map.insert(k, &file, t))
 }
 
+/// Reads a PyTorch pickle into `map`: its tensors decoded, or only their keys when `map` is a
+/// plan (the pickle's metadata alone is read).
 fn read_pickle_file(
     path: &Path,
     rename: impl Fn(&str) -> Option<String>,
     map: &mut WeightMap,
-    reading: Reading,
 ) -> Result<()> {
     let file = path.display().to_string();
-    match reading {
-        Reading::Decode => read_pickle(path, rename, |k, t| map.insert(k, &file, t)),
-        Reading::KeysOnly => {
-            // The reader decodes only the tensors `rename` maps: mapping none lists the keys.
-            let mut keys = Vec::new();
-            read_pickle(
-                path,
-                |name| {
-                    keys.extend(rename(name));
-                    None
-                },
-                |_, _| Ok(()),
-            )?;
-            keys.into_iter()
-                .try_for_each(|key| map.plan_key(key, &file))
-        }
+    if !map.is_plan() {
+        return read_pickle(path, rename, |k, t| map.insert(k, &file, t));
     }
+    // The reader decodes only the tensors `rename` maps: mapping none lists the keys.
+    let mut keys = Vec::new();
+    read_pickle(
+        path,
+        |name| {
+            keys.extend(rename(name));
+            None
+        },
+        |_, _| Ok(()),
+    )?;
+    keys.into_iter()
+        .try_for_each(|key| map.plan_key(key, &file))
 }
 
-fn read_encoder_file(path: &Path, map: &mut WeightMap, reading: Reading) -> Result<()> {
+fn read_encoder_file(path: &Path, map: &mut WeightMap) -> Result<()> {
     map.add_source("bert.", &path.display().to_string());
     if path.extension().is_some_and(|ext| ext == "safetensors") {
-        read_safetensors_file(path, encoder_key, map, reading)
+        read_safetensors_file(path, encoder_key, map)
     } else {
-        read_pickle_file(path, encoder_key, map, reading)
+        read_pickle_file(path, encoder_key, map)
     }
 }
 
 /// Reads the BERT weights (safetensors or PyTorch pickle) into `map` under `bert.` keys.
 pub fn load_encoder_weights(path: &Path, map: &mut WeightMap) -> Result<()> {
-    read_encoder_file(path, map, Reading::Decode)
+    read_encoder_file(path, map)
 }
 
 /// The keys of a BERT checkpoint's weights as a plan ([`WeightMap::plan`]), nothing decoded.
 pub fn plan_encoder_weights(path: &Path) -> Result<WeightMap> {
     let mut plan = WeightMap::plan();
-    read_encoder_file(path, &mut plan, Reading::KeysOnly)?;
+    read_encoder_file(path, &mut plan)?;
     Ok(plan)
 }
 
@@ -347,7 +331,7 @@ pub fn plan_encoder_weights(path: &Path) -> Result<WeightMap> {
 /// canonical keys.
 pub fn load_split_weights(files: &ModelFiles) -> Result<WeightMap> {
     let mut map = WeightMap::default();
-    read_split(files, &mut map, Reading::Decode)?;
+    read_split(files, &mut map)?;
     Ok(map)
 }
 
@@ -355,11 +339,12 @@ pub fn load_split_weights(files: &ModelFiles) -> Result<WeightMap> {
 /// what a model would take or leave is known before a tensor is decoded.
 pub fn plan_split_weights(files: &ModelFiles) -> Result<WeightMap> {
     let mut plan = WeightMap::plan();
-    read_split(files, &mut plan, Reading::KeysOnly)?;
+    read_split(files, &mut plan)?;
     Ok(plan)
 }
 
-fn read_split(files: &ModelFiles, map: &mut WeightMap, reading: Reading) -> Result<()> {
+/// Reads a split- or merged-layout checkpoint into `map` (decoded, or keys only for a plan).
+fn read_split(files: &ModelFiles, map: &mut WeightMap) -> Result<()> {
     if files.list_part.is_none() {
         let file = files.encoder.weights.display().to_string();
         for prefix in [
@@ -371,20 +356,20 @@ fn read_split(files: &ModelFiles, map: &mut WeightMap, reading: Reading) -> Resu
         ] {
             map.add_source(prefix, &file);
         }
-        return read_safetensors_file(&files.encoder.weights, merged_key, map, reading);
+        return read_safetensors_file(&files.encoder.weights, merged_key, map);
     }
-    read_encoder_file(&files.encoder.weights, map, reading)?;
-    read_list_part(files, map, reading)
+    read_encoder_file(&files.encoder.weights, map)?;
+    read_list_part(files, map)
 }
 
 /// Reads only the list part's pickles of a split-layout checkpoint.
 pub fn load_list_part_weights(files: &ModelFiles) -> Result<WeightMap> {
     let mut map = WeightMap::default();
-    read_list_part(files, &mut map, Reading::Decode)?;
+    read_list_part(files, &mut map)?;
     Ok(map)
 }
 
-fn read_list_part(files: &ModelFiles, map: &mut WeightMap, reading: Reading) -> Result<()> {
+fn read_list_part(files: &ModelFiles, map: &mut WeightMap) -> Result<()> {
     let Some(list_part) = &files.list_part else {
         return Ok(());
     };
@@ -392,10 +377,10 @@ fn read_list_part(files: &ModelFiles, map: &mut WeightMap, reading: Reading) -> 
         "linear_in_embedding.",
         &list_part.projection.display().to_string(),
     );
-    read_pickle_file(&list_part.projection, projection_key, map, reading)?;
+    read_pickle_file(&list_part.projection, projection_key, map)?;
     let list_file = list_part.list_transformer.display().to_string();
     for prefix in ["query_embedding.", "list_transformer.", "linear_score"] {
         map.add_source(prefix, &list_file);
     }
-    read_pickle_file(&list_part.list_transformer, list_key, map, reading)
+    read_pickle_file(&list_part.list_transformer, list_key, map)
 }

@@ -83,12 +83,18 @@ pub fn skip_unless_required(require: &str, reason: &str) {
 /// an adapter, or a precision the device lacks, outside CI): the caller returns, and the reason
 /// has been printed as `skipped: ...`.
 pub fn load(model: &str, backend: Backend, precision: Precision) -> Option<Reranker> {
+    load_path(&model_dir(model), backend, precision)
+}
+
+/// [`load`] for a model at any path.
+pub fn load_path(dir: &Path, backend: Backend, precision: Precision) -> Option<Reranker> {
     let options = LoadOptions {
         backend,
         precision,
         ..LoadOptions::default()
     };
-    match Reranker::load(model_dir(model), options) {
+    let model = dir.display();
+    match Reranker::load(dir, options) {
         Ok(ranker) => Some(ranker),
         Err(e) if e.code() == "DEVICE_UNAVAILABLE" => {
             skip_unless_required(
