@@ -1,9 +1,12 @@
 //! Multi-head scaled dot-product attention over already-projected q, k, v, shared by the BERT
-//! encoder and the list transformer (both use the plain 1/sqrt(head_dim) scaling).
+//! encoder and the list transformer (both use the plain 1/sqrt(head_dim) scaling): the model's
+//! own kernel on the CPU in f32 (`cpu::multi_head_attention`), burn's fused attention elsewhere.
 
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
+
+use super::cpu;
 
 /// `q`, `k`, `v`: [batch, seq, heads * head_dim]. `padding`: [batch, seq], true on keys that are
 /// padding; no query looks at them. The mask reaches burn's attention as a broadcast view
@@ -18,6 +21,9 @@ pub fn multi_head_attention(
     heads: usize,
     query_row_sees_only_itself: bool,
 ) -> Tensor<3> {
+    if cpu::handles_attention(&q) {
+        return cpu::multi_head_attention(q, k, v, padding, heads, query_row_sees_only_itself);
+    }
     let [batch, seq, dim] = q.dims();
     let head_dim = dim / heads;
     let split = |t: Tensor<3>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);

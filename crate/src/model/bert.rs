@@ -5,12 +5,12 @@ use std::cell::RefCell;
 
 use burn::module::Module;
 use burn::nn::{Embedding, LayerNorm, Linear};
-use burn::tensor::activation::gelu;
 use burn::tensor::module::embedding;
 use burn::tensor::{Bool, FloatDType, Int, Tensor};
 
 use super::attention::multi_head_attention;
 use super::builder::ParamBuilder;
+use super::cpu::gelu;
 use crate::config::BertConfig;
 use crate::device::Placement;
 use crate::error::Result;

@@ -3,12 +3,12 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, LayerNorm, Linear};
-use burn::tensor::activation::gelu;
 use burn::tensor::module::embedding;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use super::attention::multi_head_attention;
 use super::builder::ParamBuilder;
+use super::cpu::gelu;
 use crate::config::{LIST_LAYER_NORM_EPS, ListConfig};
 use crate::error::Result;
 

@@ -8,6 +8,7 @@
 mod attention;
 mod bert;
 mod builder;
+mod cpu;
 mod heads;
 mod list_transformer;
 
