@@ -29,6 +29,8 @@ pub mod hub;
 pub mod model;
 pub mod rank;
 mod reranker;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub use listconranker_formats::tokenize;
 #[cfg(all(feature = "wasm-bindings", target_arch = "wasm32"))]
 mod wasm;

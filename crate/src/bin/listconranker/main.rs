@@ -6,6 +6,8 @@ mod eval;
 mod fetch;
 mod input;
 mod score;
+#[cfg(feature = "serve")]
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,9 +43,13 @@ enum Command {
     /// Download a checkpoint (split layout and tokenizer) from the Hugging Face hub into the
     /// local hub cache, resuming interrupted transfers; prints the directory for `--model`.
     Fetch(fetch::FetchArgs),
+    /// Serve the rerank HTTP API: text-embeddings-inference's /rerank, the Cohere/Jina-style
+    /// /v1/rerank, /v1/score, /health, /info and /metrics.
+    #[cfg(feature = "serve")]
+    Serve(serve::ServeArgs),
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct ModelArgs {
     /// Checkpoint directory (original split layout, or a web bundle with manifest.json).
     #[arg(long)]
@@ -98,6 +104,8 @@ fn main() -> ExitCode {
         Command::Convert(args) => convert::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Fetch(args) => fetch::run(args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
