@@ -10,7 +10,7 @@ use burn::tensor::{Bool, FloatDType, Int, Tensor};
 
 use super::attention::multi_head_attention;
 use super::builder::ParamBuilder;
-use super::cpu::gelu;
+use super::cpu::{Then, linear, linear_plus};
 use crate::config::BertConfig;
 use crate::device::Placement;
 use crate::error::Result;
@@ -97,18 +97,19 @@ impl BertLayer {
 
     fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let context = multi_head_attention(
-            self.query.forward(x.clone()),
-            self.key.forward(x.clone()),
-            self.value.forward(x.clone()),
+            linear(&self.query, x.clone(), Then::Nothing),
+            linear(&self.key, x.clone(), Then::Nothing),
+            linear(&self.value, x.clone(), Then::Nothing),
             padding,
             self.heads,
             false,
         );
         let x = self
             .attention_norm
-            .forward(self.attention_output.forward(context) + x);
-        let inner = gelu(self.intermediate.forward(x.clone()));
-        self.output_norm.forward(self.output.forward(inner) + x)
+            .forward(linear_plus(&self.attention_output, context, x));
+        let inner = linear(&self.intermediate, x.clone(), Then::Gelu);
+        self.output_norm
+            .forward(linear_plus(&self.output, inner, x))
     }
 }
 

@@ -8,7 +8,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use super::attention::multi_head_attention;
 use super::builder::ParamBuilder;
-use super::cpu::gelu;
+use super::cpu::{Then, linear, linear_plus};
 use crate::config::{LIST_LAYER_NORM_EPS, ListConfig};
 use crate::error::Result;
 
@@ -87,14 +87,14 @@ impl ListLayer {
 
     fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let [_, _, d] = x.dims();
-        let qkv = self.in_proj.forward(x.clone());
+        let qkv = linear(&self.in_proj, x.clone(), Then::Nothing);
         let q = qkv.clone().narrow(2, 0, d);
         let k = qkv.clone().narrow(2, d, d);
         let v = qkv.narrow(2, 2 * d, d);
         let context = multi_head_attention(q, k, v, padding, self.heads, true);
-        let x = self.norm1.forward(x + self.out_proj.forward(context));
-        let inner = gelu(self.linear1.forward(x.clone()));
-        self.norm2.forward(x + self.linear2.forward(inner))
+        let x = self.norm1.forward(linear_plus(&self.out_proj, context, x));
+        let inner = linear(&self.linear1, x.clone(), Then::Gelu);
+        self.norm2.forward(linear_plus(&self.linear2, inner, x))
     }
 }
 

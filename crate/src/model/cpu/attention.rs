@@ -9,6 +9,8 @@
 //! vectorise; keys past a text's last real token are not computed at all. The pairs run on the
 //! thread pool.
 
+use std::borrow::Cow;
+
 use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
 
 use multiversion::multiversion;
@@ -34,12 +36,9 @@ pub fn multi_head_attention(
 ) -> Tensor<3> {
     let device = q.device();
     let [batch, seq, dim] = q.dims();
-    let values = |t: Tensor<3>| -> Vec<f32> {
-        t.into_data()
-            .try_into_vec::<f32>()
-            .expect("f32 tensors (checked by `handles`)")
-    };
-    let (q, k, v) = (values(q), values(k), values(v));
+    // The values are read in place (no copy when a tensor is not shared).
+    let (q, k, v) = (q.into_data(), k.into_data(), v.into_data());
+    let (q, k, v) = (f32_values(&q), f32_values(&k), f32_values(&v));
     let padding: Vec<bool> = padding.into_data().iter::<bool>().collect();
     let shape = Shape {
         batch,
@@ -49,6 +48,15 @@ pub fn multi_head_attention(
     };
     let context = attend(&q, &k, &v, &padding, shape, query_row_sees_only_itself);
     Tensor::from_data(TensorData::new(context, [batch, seq, dim]), &device)
+}
+
+/// A tensor's f32 values, borrowed where the buffer allows.
+pub(super) fn f32_values(data: &TensorData) -> Cow<'_, [f32]> {
+    match data.as_slice::<f32>() {
+        Ok(values) => Cow::Borrowed(values),
+        // A buffer not aligned for f32 (not seen from the CPU backend) is copied.
+        Err(_) => Cow::Owned(data.iter::<f32>().collect()),
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -1,5 +1,6 @@
 //! The model's own kernels for the CPU backend, where burn's are slow for this model's shapes
-//! (docs/perf.md has the profiles): GELU and attention. Each takes a tensor's values out of the
+//! (docs/perf.md has the profiles): GELU, attention, and the Linear layers' bias (with GELU)
+//! in one parallel pass. Each takes a tensor's values out of the
 //! tensor (no copy when the tensor is not shared), computes on the host and puts the result
 //! back; on other devices, and in float types these kernels do not handle, burn's kernels run.
 //!
@@ -11,9 +12,10 @@
 mod attention;
 mod exp;
 mod gelu;
+mod linear;
 
 pub use attention::{handles as handles_attention, multi_head_attention};
-pub use gelu::gelu;
+pub use linear::{Then, linear, linear_plus};
 
 use burn::tensor::{DType, Device, Tensor};
 
@@ -39,4 +41,37 @@ fn for_chunks<T: Send>(values: &mut [T], kernel: fn(&mut [T])) {
     for chunk in values.chunks_mut(CHUNK) {
         kernel(chunk);
     }
+}
+
+/// Runs `kernel` on each row (`width` values) of `values`, with the row's index; natively the
+/// rows are split over the thread pool in tasks of about [`CHUNK`] values.
+fn parallel_rows(
+    values: &mut [f32],
+    width: usize,
+    kernel: impl Fn(usize, &mut [f32]) + Send + Sync,
+) {
+    if width == 0 {
+        return;
+    }
+    let rows_per_task = (CHUNK / width).max(1);
+    let task = |(index, rows): (usize, &mut [f32])| {
+        for (offset, row) in rows.chunks_mut(width).enumerate() {
+            kernel(index * rows_per_task + offset, row);
+        }
+    };
+    #[cfg(any(feature = "native", feature = "wasm-threads"))]
+    {
+        use rayon::prelude::*;
+        if values.len() > rows_per_task * width {
+            values
+                .par_chunks_mut(rows_per_task * width)
+                .enumerate()
+                .for_each(task);
+            return;
+        }
+    }
+    values
+        .chunks_mut(rows_per_task * width)
+        .enumerate()
+        .for_each(task);
 }
