@@ -142,15 +142,29 @@ fn score_equals_the_engine_and_the_reference() {
     let server = Server::start(ServeOptions::default());
     let ranker = engine();
     let expected = common::expected("zh-tiny");
-    for case in expected.compute_score.iter().filter(|c| c.max_length == 512) {
+    for case in expected
+        .compute_score
+        .iter()
+        .filter(|c| c.max_length == 512)
+    {
         let (status, body) = server.post("/v1/score", &json!({ "lists": case.batch }));
         assert_eq!(status, 200, "{}: {body}", case.name);
         let direct = ranker.compute_score(&case.batch).unwrap();
-        for (list, (got, want)) in body["scores"].as_array().unwrap().iter().zip(&direct).enumerate() {
+        for (list, (got, want)) in body["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&direct)
+            .enumerate()
+        {
             let got = floats(got);
             assert_eq!(got.len(), want.len());
             for (g, w) in got.iter().zip(want) {
-                assert!((g - w).abs() <= 1e-6, "{} list {list}: {g} vs {w}", case.name);
+                assert!(
+                    (g - w).abs() <= 1e-6,
+                    "{} list {list}: {g} vs {w}",
+                    case.name
+                );
             }
             let (worst, _) = common::max_abs_diff(&got, &case.scores[list]);
             assert!(worst <= 1e-5, "{}: {worst} from the reference", case.name);
@@ -164,7 +178,11 @@ fn score_equals_the_engine_and_the_reference() {
         assert_eq!(status, 200, "{}: {body}", case.name);
         let got = floats(&body["scores"][0]);
         let (worst, _) = common::max_abs_diff(&got, &case.scores);
-        assert!(worst <= 1e-5, "{} iterative: {worst} from the reference", case.name);
+        assert!(
+            worst <= 1e-5,
+            "{} iterative: {worst} from the reference",
+            case.name
+        );
     }
 }
 
@@ -219,7 +237,9 @@ fn rerank_endpoints_sort_best_first_with_the_engines_scores() {
     }
 
     // Past 20 documents: iterative inference, as `Reranker::rerank`.
-    let many: Vec<String> = (0..30).map(|i| format!("文档 {i} 机器学习 {}", i * 7 % 11)).collect();
+    let many: Vec<String> = (0..30)
+        .map(|i| format!("文档 {i} 机器学习 {}", i * 7 % 11))
+        .collect();
     let direct = ranker.rerank(query, &many, Some(5)).unwrap();
     let (status, body) = server.post(
         "/v1/rerank",
@@ -244,30 +264,73 @@ fn bad_requests_get_their_code_and_status() {
     };
     let server = Server::start(options);
     let cases: [(&str, Value, u16, &str); 7] = [
-        ("/v1/score", json!({ "lists": [["only a query"]] }), 400, "INPUT_INVALID"),
+        (
+            "/v1/score",
+            json!({ "lists": [["only a query"]] }),
+            400,
+            "INPUT_INVALID",
+        ),
         ("/v1/score", json!({ "lists": [] }), 400, "INPUT_INVALID"),
-        ("/v1/score", json!({ "list": [["q", "p"]] }), 400, "INPUT_INVALID"),
-        ("/rerank", json!({ "query": "q", "texts": [] }), 400, "INPUT_INVALID"),
-        ("/rerank", json!({ "query": "q", "texts": ["a", "b", "c", "d", "e"] }), 413, "INPUT_TOO_LARGE"),
-        ("/v1/rerank", json!({ "query": "q", "documents": ["x".repeat(51)] }), 413, "INPUT_TOO_LARGE"),
-        ("/v1/rerank", json!({ "query": "q", "documents": ["y".repeat(5000)] }), 413, "INPUT_TOO_LARGE"),
+        (
+            "/v1/score",
+            json!({ "list": [["q", "p"]] }),
+            400,
+            "INPUT_INVALID",
+        ),
+        (
+            "/rerank",
+            json!({ "query": "q", "texts": [] }),
+            400,
+            "INPUT_INVALID",
+        ),
+        (
+            "/rerank",
+            json!({ "query": "q", "texts": ["a", "b", "c", "d", "e"] }),
+            413,
+            "INPUT_TOO_LARGE",
+        ),
+        (
+            "/v1/rerank",
+            json!({ "query": "q", "documents": ["x".repeat(51)] }),
+            413,
+            "INPUT_TOO_LARGE",
+        ),
+        (
+            "/v1/rerank",
+            json!({ "query": "q", "documents": ["y".repeat(5000)] }),
+            413,
+            "INPUT_TOO_LARGE",
+        ),
     ];
     for (path, body, status, code) in cases {
         let (got, answer) = server.post(path, &body);
-        assert_eq!((got, answer["code"].as_str()), (status, Some(code)), "{path} {body}: {answer}");
+        assert_eq!(
+            (got, answer["code"].as_str()),
+            (status, Some(code)),
+            "{path} {body}: {answer}"
+        );
         assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()));
     }
     // Not JSON at all.
     let (status, answer) = answer(agent().post(&server.url("/v1/score")).send("{not json"));
-    assert_eq!((status, answer["code"].as_str()), (400, Some("INPUT_INVALID")));
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("INPUT_INVALID"))
+    );
     let (status, _) = server.get("/nowhere");
     assert_eq!(status, 404);
 
     // Errors are counted by code.
     let (status, metrics) = server.get("/metrics");
     assert_eq!(status, 200);
-    assert!(metrics.contains("listconranker_errors_total{code=\"INPUT_TOO_LARGE\"} 3"), "{metrics}");
-    assert!(metrics.contains("listconranker_requests_total{endpoint=\"/v1/score\"} 4"), "{metrics}");
+    assert!(
+        metrics.contains("listconranker_errors_total{code=\"INPUT_TOO_LARGE\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("listconranker_requests_total{endpoint=\"/v1/score\"} 4"),
+        "{metrics}"
+    );
     assert!(metrics.contains("listconranker_request_duration_seconds_count"));
 }
 
@@ -279,7 +342,10 @@ fn the_api_key_is_required_except_for_health() {
     });
     let body = json!({ "lists": [["q", "p"]] });
     let (status, answer) = server.post("/v1/score", &body);
-    assert_eq!((status, answer["code"].as_str()), (401, Some("UNAUTHORIZED")));
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (401, Some("UNAUTHORIZED"))
+    );
     let (status, _) = server.post_with("/v1/score", &body, &[("Authorization", "Bearer s3cre")]);
     assert_eq!(status, 401);
     let (status, _) = server.post_with("/v1/score", &body, &[("Authorization", "Bearer s3cret")]);
@@ -338,11 +404,17 @@ fn health_waits_for_the_model_and_info_describes_it() {
 #[test]
 fn a_model_that_fails_to_load_is_reported() {
     let server = Server::start_with(ServeOptions::default(), || {
-        Reranker::load(common::fixtures().join("no-such-model"), LoadOptions::default())
+        Reranker::load(
+            common::fixtures().join("no-such-model"),
+            LoadOptions::default(),
+        )
     });
     std::thread::sleep(Duration::from_millis(200));
     let (status, answer) = server.post("/v1/score", &json!({ "lists": [["q", "p"]] }));
-    assert_eq!((status, answer["code"].as_str()), (503, Some("MODEL_UNAVAILABLE")));
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (503, Some("MODEL_UNAVAILABLE"))
+    );
     assert!(answer["error"].as_str().unwrap().contains("no-such-model"));
 }
 
@@ -354,7 +426,11 @@ fn shutdown_lets_requests_in_flight_finish() {
         .collect();
     let url = server.url("/v1/score");
     let in_flight = std::thread::spawn(move || {
-        answer(agent().post(&url).send(json!({ "lists": [list], "iterative": true }).to_string()))
+        answer(
+            agent()
+                .post(&url)
+                .send(json!({ "lists": [list], "iterative": true }).to_string()),
+        )
     });
     // Scoring 900 passages takes the tiny model about a second: stop while it runs.
     std::thread::sleep(Duration::from_millis(200));

@@ -32,6 +32,9 @@ import listconranker_ref as ref  # noqa: E402
 PRESETS = {
     "full": dict(hidden=1024, layers=24, heads=16, intermediate=4096, D=1792, F=2048, L=2),
     "base": dict(hidden=768, layers=12, heads=12, intermediate=3072, D=1536, F=2048, L=2),
+    # A BERT-base-width encoder of 6 layers under the release's list head: the "base" size of
+    # the CPU benchmarks (tests/reference/bench_sizes.sh).
+    "base6": dict(hidden=768, layers=6, heads=16, intermediate=3072, D=1792, F=2048, L=2),
     "small": dict(hidden=256, layers=4, heads=4, intermediate=1024, D=512, F=1024, L=2),
 }
 

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
 use super::Limits;
+use super::error::ApiError;
 
 /// `POST /rerank`: text-embeddings-inference's request. Its other fields (`truncate`,
 /// `truncation_direction`) are accepted and ignored: texts are always cut at the model's max

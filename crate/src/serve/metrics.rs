@@ -71,7 +71,10 @@ impl Metrics {
         seconds: f64,
         texts: usize,
     ) {
-        let mut counts = self.counts.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         *counts.requests.entry(endpoint).or_default() += 1;
         if let Some(code) = error {
             *counts.errors.entry(code).or_default() += 1;
@@ -82,27 +85,56 @@ impl Metrics {
 
     /// One call of the model: the texts it scored together.
     pub fn observe_batch(&self, texts: usize) {
-        let mut counts = self.counts.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         counts.batches.observe(&BATCH_BUCKETS, texts as f64);
     }
 
     pub fn render(&self, queue_depth: usize, ready: bool) -> String {
-        let counts = self.counts.lock().unwrap_or_else(|poison| poison.into_inner());
+        let counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let mut out = String::new();
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        family(&mut out, "listconranker_requests_total", "counter", "Requests answered, by endpoint.");
+        family(
+            &mut out,
+            "listconranker_requests_total",
+            "counter",
+            "Requests answered, by endpoint.",
+        );
         for (endpoint, n) in &counts.requests {
-            let _ = writeln!(out, "listconranker_requests_total{{endpoint=\"{endpoint}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "listconranker_requests_total{{endpoint=\"{endpoint}\"}} {n}"
+            );
         }
-        family(&mut out, "listconranker_errors_total", "counter", "Error answers, by code.");
+        family(
+            &mut out,
+            "listconranker_errors_total",
+            "counter",
+            "Error answers, by code.",
+        );
         for (code, n) in &counts.errors {
             let _ = writeln!(out, "listconranker_errors_total{{code=\"{code}\"}} {n}");
         }
-        family(&mut out, "listconranker_queue_depth", "gauge", "Scoring jobs waiting for the model.");
+        family(
+            &mut out,
+            "listconranker_queue_depth",
+            "gauge",
+            "Scoring jobs waiting for the model.",
+        );
         let _ = writeln!(out, "listconranker_queue_depth {queue_depth}");
-        family(&mut out, "listconranker_ready", "gauge", "1 once the model is loaded.");
+        family(
+            &mut out,
+            "listconranker_ready",
+            "gauge",
+            "1 once the model is loaded.",
+        );
         let _ = writeln!(out, "listconranker_ready {}", u8::from(ready));
         family(
             &mut out,
@@ -117,16 +149,20 @@ impl Metrics {
             "histogram",
             "Texts per model call (requests batched together).",
         );
-        counts.batches.render(&mut out, "listconranker_batch_texts", &BATCH_BUCKETS);
+        counts
+            .batches
+            .render(&mut out, "listconranker_batch_texts", &BATCH_BUCKETS);
         family(
             &mut out,
             "listconranker_request_duration_seconds",
             "histogram",
             "Time from a request's arrival to its answer.",
         );
-        counts
-            .latency
-            .render(&mut out, "listconranker_request_duration_seconds", &LATENCY_BUCKETS);
+        counts.latency.render(
+            &mut out,
+            "listconranker_request_duration_seconds",
+            &LATENCY_BUCKETS,
+        );
         out
     }
 }

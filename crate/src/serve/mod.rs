@@ -156,7 +156,14 @@ fn router(app: Arc<App>) -> std::io::Result<Router> {
 }
 
 /// The endpoints, as the metrics name them (any other path counts as `other`).
-const ENDPOINTS: [&str; 6] = ["/rerank", "/v1/rerank", "/v1/score", "/health", "/info", "/metrics"];
+const ENDPOINTS: [&str; 6] = [
+    "/rerank",
+    "/v1/rerank",
+    "/v1/score",
+    "/health",
+    "/info",
+    "/metrics",
+];
 
 /// Texts a request scored, for the metrics.
 #[derive(Clone, Copy)]
@@ -400,9 +407,5 @@ async fn info(State(app): State<Arc<App>>) -> Response {
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let ready = matches!(app.scorer.state.get(), Some(LoadState::Ready(_)));
     let body = app.metrics.render(app.scorer.queue_depth(), ready);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

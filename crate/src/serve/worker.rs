@@ -102,10 +102,8 @@ impl Scorer {
                     run(ranker, jobs, options, thread_queued, metrics);
                 }
                 Err(error) => {
-                    let _ = thread_state.set(LoadState::Failed(format!(
-                        "{error} [{}]",
-                        error.code()
-                    )));
+                    let _ =
+                        thread_state.set(LoadState::Failed(format!("{error} [{}]", error.code())));
                 }
             })
             .expect("spawning the scoring thread");
