@@ -312,41 +312,7 @@ def quantize_encoder(model, texts: list[str], plan: dict, max_length: int, grid:
     import torch
 
     bert = model.bert
-    ids = model.tokenize(texts, max_length)
-    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-    states, masks = [], []
-
-    class Stop(Exception):
-        pass
-
-    def grab(_mod, args, kwargs):
-        if args:
-            states.append([args[0], args[1:], kwargs])
-        else:
-            kw = dict(kwargs)
-            states.append([kw.pop("hidden_states"), (), kw])
-        raise Stop
-
-    handle = bert.encoder.layer[0].register_forward_pre_hook(grab, with_kwargs=True)
-    with torch.no_grad():
-        for start in range(0, len(order), batch):
-            idx = order[start:start + batch]
-            longest = max(len(ids[i]) for i in idx)
-            input_ids = torch.zeros(len(idx), longest, dtype=torch.long)
-            mask = torch.zeros(len(idx), longest, dtype=torch.long)
-            for r, i in enumerate(idx):
-                input_ids[r, :len(ids[i])] = torch.tensor(ids[i])
-                mask[r, :len(ids[i])] = 1
-            try:
-                bert(input_ids=input_ids, attention_mask=mask, token_type_ids=torch.zeros_like(input_ids))
-            except Stop:
-                pass
-            masks.append(mask.bool())
-    handle.remove()
-
-    def run_layer(layer, hidden, rest, kw):
-        out = layer(hidden, *rest, **kw)
-        return out[0] if isinstance(out, (tuple, list)) else out
+    states, masks = gq.first_layer_inputs(model, texts, max_length, batch)
 
     stored, infos = {}, {}
     for n, layer in enumerate(bert.encoder.layer):
@@ -368,7 +334,7 @@ def quantize_encoder(model, texts: list[str], plan: dict, max_length: int, grid:
             with torch.no_grad():
                 for (hidden, rest, kw), mask in zip(states, masks):
                     acc["mask"] = mask
-                    run_layer(layer, hidden, rest, kw)
+                    gq.run_layer(layer, hidden, rest, kw)
             handle.remove()
             h = acc["h"].numpy()
             absmean = (acc["abs"] / acc["n"]).numpy()
@@ -382,7 +348,7 @@ def quantize_encoder(model, texts: list[str], plan: dict, max_length: int, grid:
                     lin.weight.copy_(torch.from_numpy(deq).to(lin.weight.dtype))
         with torch.no_grad():
             for s in states:
-                s[0] = run_layer(layer, *s)
+                s[0] = gq.run_layer(layer, *s)
     return stored, infos
 
 

@@ -263,17 +263,16 @@ def storage_policy(policy: str, name: str) -> str:
             "gptq-ffn-gptq8": "gptq8" if ffn else "gptq4"}[policy]
 
 
-def quantize_encoder(model, texts: list[str], policy: str, block: int, max_length: int, damp: float,
-                     batch: int = 16) -> dict[str, np.ndarray]:
-    """{canonical key: float32 weights as stored} for every encoder Linear weight; the model's
-    encoder weights are replaced as it goes (sequential GPTQ)."""
+def first_layer_inputs(model, texts: list[str], max_length: int, batch: int):
+    """Runs the encoder on `texts` (sorted by length, `batch` at a time) up to its first layer:
+    ([[hidden states, the layer's other positional arguments, its keyword arguments] per batch],
+    [real-token mask per batch]), what the layer-by-layer passes start from."""
     import torch
 
     bert = model.bert
     ids = model.tokenize(texts, max_length)
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-    # Each batch's input to layer 0 and the other arguments the layer gets, captured once.
-    captured = []
+    captured, masks = [], []
 
     class Stop(Exception):
         pass
@@ -283,7 +282,6 @@ def quantize_encoder(model, texts: list[str], policy: str, block: int, max_lengt
         raise Stop
 
     handle = bert.encoder.layer[0].register_forward_pre_hook(grab, with_kwargs=True)
-    masks = []
     with torch.no_grad():
         for start in range(0, len(order), batch):
             idx = order[start:start + batch]
@@ -300,20 +298,30 @@ def quantize_encoder(model, texts: list[str], policy: str, block: int, max_lengt
             masks.append(mask.bool())
     handle.remove()
 
-    def split(args, kwargs):
-        if args:
-            return args[0], args[1:], kwargs
-        kwargs = dict(kwargs)
-        return kwargs.pop("hidden_states"), (), kwargs
-
     states = []
     for args, kwargs in captured:
-        hidden, rest, kw = split(args, kwargs)
-        states.append([hidden, rest, kw])
+        if args:
+            states.append([args[0], args[1:], kwargs])
+        else:
+            kwargs = dict(kwargs)
+            states.append([kwargs.pop("hidden_states"), (), kwargs])
+    return states, masks
 
-    def run_layer(layer, hidden, rest, kw):
-        out = layer(hidden, *rest, **kw)
-        return out[0] if isinstance(out, (tuple, list)) else out
+
+def run_layer(layer, hidden, rest, kw):
+    """One encoder layer on captured inputs: its output hidden states."""
+    out = layer(hidden, *rest, **kw)
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def quantize_encoder(model, texts: list[str], policy: str, block: int, max_length: int, damp: float,
+                     batch: int = 16) -> dict[str, np.ndarray]:
+    """{canonical key: float32 weights as stored} for every encoder Linear weight; the model's
+    encoder weights are replaced as it goes (sequential GPTQ)."""
+    import torch
+
+    bert = model.bert
+    states, masks = first_layer_inputs(model, texts, max_length, batch)
 
     stored = {}
     for n, layer in enumerate(bert.encoder.layer):
