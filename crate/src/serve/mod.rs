@@ -40,7 +40,8 @@ use metrics::Metrics;
 pub use worker::{BatchOptions, ModelInfo};
 use worker::{LoadState, Scorer, SubmitError, Work};
 
-use crate::{Reranker, Result};
+use crate::Reranker;
+use crate::Result;
 
 /// Request limits (defaults in [`Limits::default`], stated in the README).
 #[derive(Clone, Debug)]

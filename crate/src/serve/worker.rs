@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
-use crate::{Reranker, Result};
+use crate::Reranker;
+use crate::Result;
 
 /// What to score.
 pub enum Work {
