@@ -21,7 +21,7 @@ pub fn multi_head_attention(
     heads: usize,
     query_row_sees_only_itself: bool,
 ) -> Tensor<3> {
-    if cpu::handles_attention(&q) {
+    if cpu::on_host_f32(&q) {
         return cpu::multi_head_attention(q, k, v, padding, heads, query_row_sees_only_itself);
     }
     let [batch, seq, dim] = q.dims();

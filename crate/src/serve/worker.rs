@@ -189,58 +189,45 @@ fn run(
 /// Scores the jobs of one batch: iterative ones alone, the list jobs in one call (or one by
 /// one when that call fails, so that one bad request does not fail the others).
 fn score_batch(ranker: &Reranker, batch: Vec<Job>, metrics: &Metrics) {
+    type Reply = oneshot::Sender<Result<Vec<Vec<f32>>>>;
+    let mut lists: Vec<(Vec<Vec<String>>, Reply)> = Vec::new();
     // A request that timed out (its receiver dropped) is not scored.
-    let (iterative, lists): (Vec<Job>, Vec<Job>) = batch
-        .into_iter()
-        .filter(|job| !job.reply.is_closed())
-        .partition(|job| matches!(job.work, Work::Iterative(_)));
-    for job in iterative {
-        let Work::Iterative(list) = &job.work else {
-            unreachable!("partitioned")
-        };
-        metrics.observe_batch(list.len());
-        let answer = ranker.iterative_inference(list).map(|scores| vec![scores]);
-        let _ = job.reply.send(answer);
+    for job in batch.into_iter().filter(|job| !job.reply.is_closed()) {
+        match job.work {
+            Work::Iterative(list) => {
+                metrics.observe_batch(list.len());
+                let answer = ranker.iterative_inference(&list).map(|scores| vec![scores]);
+                let _ = job.reply.send(answer);
+            }
+            Work::Lists(own) => lists.push((own, job.reply)),
+        }
     }
     if lists.is_empty() {
         return;
     }
-    let all: Vec<&Vec<String>> = lists
+    let merged: Vec<Vec<&str>> = lists
         .iter()
-        .flat_map(|job| match &job.work {
-            Work::Lists(lists) => lists.iter(),
-            Work::Iterative(_) => unreachable!("partitioned"),
-        })
-        .collect();
-    metrics.observe_batch(all.iter().map(|list| list.len()).sum());
-    let merged: Vec<Vec<&str>> = all
-        .iter()
+        .flat_map(|(own, _)| own)
         .map(|list| list.iter().map(String::as_str).collect())
         .collect();
+    metrics.observe_batch(merged.iter().map(Vec::len).sum());
     match ranker.compute_score(&merged) {
         Ok(scores) => {
             let mut scores = scores.into_iter();
-            for job in lists {
-                let Work::Lists(own) = &job.work else {
-                    unreachable!("partitioned")
-                };
-                let mine: Vec<Vec<f32>> = scores.by_ref().take(own.len()).collect();
-                let _ = job.reply.send(Ok(mine));
+            for (own, reply) in lists {
+                let _ = reply.send(Ok(scores.by_ref().take(own.len()).collect()));
             }
         }
         Err(_) if lists.len() > 1 => {
-            for job in lists {
-                let Work::Lists(own) = &job.work else {
-                    unreachable!("partitioned")
-                };
-                let answer = ranker.compute_score(own);
-                let _ = job.reply.send(answer);
+            for (own, reply) in lists {
+                let _ = reply.send(ranker.compute_score(&own));
             }
         }
         Err(error) => {
+            let mut lists = lists;
             // A single job: the error is its own.
-            if let Some(job) = lists.into_iter().next() {
-                let _ = job.reply.send(Err(error));
+            if let Some((_, reply)) = lists.pop() {
+                let _ = reply.send(Err(error));
             }
         }
     }

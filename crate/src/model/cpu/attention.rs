@@ -9,20 +9,14 @@
 //! vectorise; keys past a text's last real token are not computed at all. The pairs run on the
 //! thread pool.
 
-use std::borrow::Cow;
-
-use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
+use burn::tensor::{Bool, Tensor, TensorData};
 
 use multiversion::multiversion;
 
 use super::exp::exp_non_positive;
+use super::f32_values;
 
-/// Whether [`multi_head_attention`] takes these tensors: f32 on the CPU backend.
-pub fn handles(q: &Tensor<3>) -> bool {
-    q.dtype() == DType::F32 && q.device() == Device::flex()
-}
-
-/// `q`, `k`, `v`: [batch, seq, heads * head_dim], f32 on the CPU backend ([`handles`]).
+/// `q`, `k`, `v`: [batch, seq, heads * head_dim], f32 on the CPU backend ([`super::on_host_f32`]).
 /// `padding`: [batch, seq], true on keys no query may look at.
 /// `query_row_sees_only_itself`: row 0 attends to key 0 alone. Returns [batch, seq, heads *
 /// head_dim]; a row whose keys are all padding gets zeros.
@@ -48,15 +42,6 @@ pub fn multi_head_attention(
     };
     let context = attend(&q, &k, &v, &padding, shape, query_row_sees_only_itself);
     Tensor::from_data(TensorData::new(context, [batch, seq, dim]), &device)
-}
-
-/// A tensor's f32 values, borrowed where the buffer allows.
-pub(super) fn f32_values(data: &TensorData) -> Cow<'_, [f32]> {
-    match data.as_slice::<f32>() {
-        Ok(values) => Cow::Borrowed(values),
-        // A buffer not aligned for f32 (not seen from the CPU backend) is copied.
-        Err(_) => Cow::Owned(data.iter::<f32>().collect()),
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -309,6 +294,7 @@ fn sum(values: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Device;
     use burn::tensor::module::attention;
     use burn::tensor::ops::AttentionModuleOptions;
 
@@ -384,7 +370,7 @@ mod tests {
             let expected = burns(&q, &k, &v, &padding, heads, query_rule);
             let flat: Vec<bool> = padding.concat();
             let mask = Tensor::<2, Bool>::from_data(TensorData::new(flat, [batch, seq]), &device);
-            assert!(handles(&q));
+            assert!(super::super::on_host_f32(&q));
             let ours = multi_head_attention(q, k, v, mask, heads, query_rule)
                 .into_data()
                 .try_to_vec::<f32>()

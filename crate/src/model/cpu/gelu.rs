@@ -15,7 +15,7 @@ use burn::tensor::{DType, Tensor, TensorCreationOptions, TensorData};
 use multiversion::multiversion;
 
 use super::exp::exp_non_positive;
-use super::{for_chunks, on_host};
+use super::{CHUNK, on_host, parallel_chunks};
 
 /// Applies GELU. On the CPU device the values are taken out of the tensor (without a copy when
 /// the tensor is not shared), transformed in place and put back; elsewhere burn's kernel runs.
@@ -40,14 +40,14 @@ fn gelu_data(data: &mut TensorData) -> bool {
     match data.dtype() {
         DType::F32 => match data.as_mut_slice::<f32>() {
             Ok(values) => {
-                for_chunks(values, gelu_in_place);
+                parallel_chunks(values, CHUNK, |_, chunk| gelu_in_place(chunk));
                 true
             }
             Err(_) => false,
         },
         DType::F16 => match data.as_mut_slice::<half::f16>() {
             Ok(values) => {
-                for_chunks(values, gelu_in_place_f16);
+                parallel_chunks(values, CHUNK, |_, chunk| gelu_in_place_f16(chunk));
                 true
             }
             Err(_) => false,

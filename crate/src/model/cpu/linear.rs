@@ -8,12 +8,11 @@
 //! rows, split over the thread pool, adds the bias and applies the activation.
 
 use burn::nn::Linear;
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use multiversion::multiversion;
 
-use super::attention::f32_values;
 use super::gelu::{gelu, gelu_in_place};
-use super::parallel_rows;
+use super::{f32_values, on_host_f32, parallel_rows};
 
 /// What follows the bias.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -42,10 +41,6 @@ pub fn linear_plus<const D: usize>(layer: &Linear, x: Tensor<D>, residual: Tenso
     finish(layer, x, false, Some(residual))
 }
 
-fn on_host_f32<const D: usize>(x: &Tensor<D>) -> bool {
-    x.dtype() == DType::F32 && x.device() == Device::flex()
-}
-
 /// The product from burn, then one pass: + bias, GELU if asked, + the residual if any, in the
 /// order burn's ops would round them.
 fn finish<const D: usize>(
@@ -55,10 +50,8 @@ fn finish<const D: usize>(
     residual: Option<Tensor<D>>,
 ) -> Tensor<D> {
     let y = burn::tensor::module::linear(x, layer.weight.val(), None);
-    let bias: Option<Vec<f32>> = layer
-        .bias
-        .as_ref()
-        .map(|bias| bias.val().into_data().iter::<f32>().collect());
+    let bias = layer.bias.as_ref().map(|bias| bias.val().into_data());
+    let bias = bias.as_ref().map(f32_values);
     let residual = residual.map(Tensor::into_data);
     let residual = residual.as_ref().map(f32_values);
     let device = y.device();
@@ -117,6 +110,7 @@ fn bias_then(row: &mut [f32], bias: Option<&[f32]>, then_gelu: bool, residual: O
 mod tests {
     use super::*;
     use burn::nn::LinearConfig;
+    use burn::tensor::Device;
 
     #[test]
     fn equals_burns_linear_then_gelu() {

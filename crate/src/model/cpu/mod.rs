@@ -14,37 +14,62 @@ mod exp;
 mod gelu;
 mod linear;
 
-pub use attention::{handles as handles_attention, multi_head_attention};
+pub use attention::multi_head_attention;
 pub use linear::{Then, linear, linear_plus};
 
-use burn::tensor::{DType, Device, Tensor};
+use std::borrow::Cow;
 
-/// Whether `x` lives on the CPU backend in f32 or f16: the tensors these kernels take.
+use burn::tensor::{DType, Device, Tensor, TensorData};
+
+/// Whether `x` lives on the CPU backend in f32 or f16: the tensors the GELU kernel takes.
 fn on_host<const D: usize>(x: &Tensor<D>) -> bool {
     matches!(x.dtype(), DType::F32 | DType::F16) && x.device() == Device::flex()
+}
+
+/// Whether `x` lives on the CPU backend in f32: the tensors the attention and Linear kernels
+/// take.
+pub fn on_host_f32<const D: usize>(x: &Tensor<D>) -> bool {
+    x.dtype() == DType::F32 && x.device() == Device::flex()
+}
+
+/// A tensor's f32 values, borrowed where the buffer allows.
+fn f32_values(data: &TensorData) -> Cow<'_, [f32]> {
+    match data.as_slice::<f32>() {
+        Ok(values) => Cow::Borrowed(values),
+        // A buffer not aligned for f32 (not seen from the CPU backend) is copied.
+        Err(_) => Cow::Owned(data.iter::<f32>().collect()),
+    }
 }
 
 /// Elements per task: large enough that a task outweighs its scheduling, small enough that a
 /// [batch, seq, 1536] activation of a short batch still spreads over the cores.
 const CHUNK: usize = 16 * 1024;
 
-/// Runs `kernel` over `values` in chunks, on the thread pool where there is one.
-fn for_chunks<T: Send>(values: &mut [T], kernel: fn(&mut [T])) {
+/// Runs `kernel` on each chunk of `chunk_len` values (the last may be shorter) with the chunk's
+/// index; natively the chunks are spread over the thread pool when there is more than one.
+fn parallel_chunks<T: Send>(
+    values: &mut [T],
+    chunk_len: usize,
+    kernel: impl Fn(usize, &mut [T]) + Send + Sync,
+) {
     #[cfg(any(feature = "native", feature = "wasm-threads"))]
     {
         use rayon::prelude::*;
-        if values.len() > CHUNK {
-            values.par_chunks_mut(CHUNK).for_each(kernel);
+        if values.len() > chunk_len {
+            values
+                .par_chunks_mut(chunk_len)
+                .enumerate()
+                .for_each(|(index, chunk)| kernel(index, chunk));
             return;
         }
     }
-    for chunk in values.chunks_mut(CHUNK) {
-        kernel(chunk);
+    for (index, chunk) in values.chunks_mut(chunk_len).enumerate() {
+        kernel(index, chunk);
     }
 }
 
-/// Runs `kernel` on each row (`width` values) of `values`, with the row's index; natively the
-/// rows are split over the thread pool in tasks of about [`CHUNK`] values.
+/// Runs `kernel` on each row (`width` values) of `values`, with the row's index, in tasks of
+/// about [`CHUNK`] values.
 fn parallel_rows(
     values: &mut [f32],
     width: usize,
@@ -54,24 +79,9 @@ fn parallel_rows(
         return;
     }
     let rows_per_task = (CHUNK / width).max(1);
-    let task = |(index, rows): (usize, &mut [f32])| {
+    parallel_chunks(values, rows_per_task * width, |task, rows| {
         for (offset, row) in rows.chunks_mut(width).enumerate() {
-            kernel(index * rows_per_task + offset, row);
+            kernel(task * rows_per_task + offset, row);
         }
-    };
-    #[cfg(any(feature = "native", feature = "wasm-threads"))]
-    {
-        use rayon::prelude::*;
-        if values.len() > rows_per_task * width {
-            values
-                .par_chunks_mut(rows_per_task * width)
-                .enumerate()
-                .for_each(task);
-            return;
-        }
-    }
-    values
-        .chunks_mut(rows_per_task * width)
-        .enumerate()
-        .for_each(task);
+    });
 }
