@@ -8,6 +8,7 @@
 //!   decoded to f32;
 //! - [`bundle`]: the web bundle's `manifest.json`;
 //! - [`quantize`]: the q8 / q4 weight schemes of quantized bundles;
+//! - [`gptq`]: GPTQ into those schemes' stored format (calibrated quantization);
 //! - [`tokenize`]: the `tokenizers` wrapper;
 //! - [`input`]: the CLI's JSON Lines lists;
 //! - [`harness`]: the fuzz targets' entries, shared with the corpus replay test.
@@ -15,6 +16,7 @@
 pub mod bundle;
 pub mod config;
 pub mod error;
+pub mod gptq;
 pub mod harness;
 pub mod input;
 #[cfg(feature = "pickle")]
