@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use listconranker::serve::{Limits, ServeOptions, serve};
+use listconranker::serve::{BatchOptions, Limits, ServeOptions, serve};
 use listconranker::{LoadOptions, Reranker};
 use serde_json::{Value, json};
 
@@ -377,6 +377,28 @@ fn cors_is_off_unless_an_origin_is_given() {
         ..ServeOptions::default()
     });
     assert_eq!(preflight(&open).as_deref(), Some("https://app.example"));
+    // A page reads error answers too (the code in the body, when to retry).
+    let refused = agent()
+        .post(&open.url("/v1/score"))
+        .header("Origin", "https://app.example")
+        .send("{}")
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let header = |name: &str| {
+        refused
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+    };
+    assert_eq!(
+        header("access-control-allow-origin").as_deref(),
+        Some("https://app.example")
+    );
+    assert!(
+        header("access-control-expose-headers").is_some_and(|h| h.contains("retry-after")),
+        "{:?}",
+        refused.headers()
+    );
 }
 
 #[test]
@@ -440,4 +462,151 @@ fn shutdown_lets_requests_in_flight_finish() {
     assert_eq!(body["scores"][0].as_array().unwrap().len(), 900);
     // Stopped: nothing listens any more.
     assert!(agent().get(&server.url("/health")).call().is_err());
+}
+
+#[test]
+fn overload_sheds_with_503_keeps_health_and_loses_no_accepted_request() {
+    // A queue of two jobs, held busy by a long iterative request: of the requests that arrive
+    // meanwhile, two are queued and the rest are refused at once.
+    let server = Server::start(ServeOptions {
+        limits: Limits {
+            max_texts: 5000,
+            ..Limits::default()
+        },
+        batching: BatchOptions {
+            max_queue: 2,
+            max_wait: Duration::from_millis(5),
+            max_batch_texts: 256,
+        },
+        ..ServeOptions::default()
+    });
+    let ranker = engine();
+    let long: Vec<String> = std::iter::once("查询".to_string())
+        .chain((0..1500).map(|i| format!("段落 {i} 内容 {}", i % 17)))
+        .collect();
+    let url = server.url("/v1/score");
+    let busy = std::thread::spawn(move || {
+        answer(
+            agent()
+                .post(&url)
+                .send(json!({ "lists": [long], "iterative": true }).to_string()),
+        )
+    });
+    // The long job has left the queue once the scoring thread counts its batch.
+    let waited = std::time::Instant::now();
+    while !server
+        .get("/metrics")
+        .1
+        .contains("listconranker_batch_texts_count 1\n")
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the long job never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let lists: Vec<Vec<String>> = (0..12)
+        .map(|i| {
+            std::iter::once(format!("问题 {i}"))
+                .chain((0..4).map(|j| format!("答案 {i} {j} 内容")))
+                .collect()
+        })
+        .collect();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(lists.len()));
+    let requests: Vec<_> = lists
+        .iter()
+        .cloned()
+        .map(|list| {
+            let url = server.url("/v1/score");
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                let mut response = agent()
+                    .post(&url)
+                    .send(json!({ "lists": [list] }).to_string())
+                    .unwrap();
+                let retry_after = response.headers().contains_key("retry-after");
+                let status = response.status().as_u16();
+                let text = response.body_mut().read_to_string().unwrap();
+                (
+                    status,
+                    retry_after,
+                    serde_json::from_str::<Value>(&text).unwrap(),
+                )
+            })
+        })
+        .collect();
+    // The server keeps answering /health while its queue is full.
+    std::thread::sleep(Duration::from_millis(100));
+    let asked = std::time::Instant::now();
+    let (health, _) = server.get("/health");
+    assert_eq!(health, 200);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    let (mut served, mut shed) = (0, 0);
+    for (list, request) in lists.iter().zip(requests) {
+        let (status, retry_after, body) = request.join().unwrap();
+        match status {
+            200 => {
+                served += 1;
+                let want = ranker.compute_score(&[list.clone()]).unwrap();
+                let got = floats(&body["scores"][0]);
+                assert_eq!(got.len(), want[0].len());
+                for (g, w) in got.iter().zip(&want[0]) {
+                    assert!((g - w).abs() <= 1e-6, "{g} vs {w}");
+                }
+            }
+            503 => {
+                shed += 1;
+                assert_eq!(body["code"], "OVERLOADED", "{body}");
+                assert!(retry_after, "503 without Retry-After");
+            }
+            other => panic!("status {other}: {body}"),
+        }
+    }
+    assert!(shed >= 1, "nothing was shed ({served} served)");
+    assert!(served >= 1, "nothing was queued ({shed} shed)");
+    let (status, body) = busy.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scores"][0].as_array().unwrap().len(), 1500);
+    let (_, metrics) = server.get("/metrics");
+    assert!(
+        metrics.contains(&format!(
+            "listconranker_errors_total{{code=\"OVERLOADED\"}} {shed}\n"
+        )),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_python_requests_client_gets_the_references_scores() {
+    let Some(venv) = common::reference_venv() else {
+        return;
+    };
+    let server = Server::start(ServeOptions {
+        api_key: Some("python-key".into()),
+        ..ServeOptions::default()
+    });
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/reference/serve_client.py");
+    let output = std::process::Command::new(venv.join("bin/python"))
+        .arg(script)
+        .args(["--url", &server.url("")])
+        .arg("--model")
+        .arg(common::model_dir("zh-tiny"))
+        .args(["--api-key", "python-key"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("ok:"));
 }

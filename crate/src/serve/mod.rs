@@ -150,7 +150,9 @@ fn router(app: Arc<App>) -> std::io::Result<Router> {
             CorsLayer::new()
                 .allow_origin(origin)
                 .allow_methods([Method::GET, Method::POST])
-                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                // A page's client reads when to retry a 503.
+                .expose_headers([header::RETRY_AFTER]),
         );
     }
     Ok(router.with_state(app))
