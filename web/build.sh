@@ -52,7 +52,7 @@ wasm-bindgen --target web --out-dir pkg --out-name listconranker \
     "$LCR_WASM_TARGET_DIR/wasm32-unknown-unknown/release/listconranker.wasm"
 wasm-bindgen --target web --out-dir pkg/threads --out-name listconranker \
     "$LCR_WASM_THREADS_TARGET_DIR/wasm32-unknown-unknown/release/listconranker.wasm"
-cp web/index.js web/worker.js web/cache.js web/protocol.js web/index.d.ts web/README.md \
+cp web/index.js web/worker.js web/cache.js web/gpu.js web/protocol.js web/index.d.ts web/README.md \
     web/package.json pkg/
 raw=$(stat -c %s pkg/listconranker_bg.wasm)
 gz=$(gzip -9 -c pkg/listconranker_bg.wasm | wc -c)

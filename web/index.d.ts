@@ -1,4 +1,7 @@
-/** Where the model runs. 'auto': WebGPU on a hardware adapter, else the CPU (wasm) backend. */
+/**
+ * Where the model runs. 'auto': WebGPU on a hardware adapter, else the CPU (wasm) backend, or
+ * the `fallback` server when one is given (`LoadOptions.fallback`).
+ */
 export type Device = 'auto' | 'webgpu' | 'cpu';
 /** The compute type: the float type the model's weights and arithmetic are in on the device. */
 export type DType = 'f32' | 'f16';
@@ -16,6 +19,13 @@ export type StoredDType = 'f32' | 'f16' | 'q8' | 'q4';
  * crate's native-only INPUT_READ_FAILED, OUTPUT_WRITE_FAILED and DATA_INVALID, which the browser
  * never throws). An aborted load or call rejects with the signal's reason or a DOMException named
  * 'AbortError' instead, without a code.
+ *
+ * A remote ranker (device 'remote') maps the server's `{code}` onto these: INPUT_INVALID and
+ * INPUT_TOO_LARGE (a request past the server's limits) to 'INPUT_INVALID'; UNAUTHORIZED (a
+ * missing or wrong API key) to 'UNAUTHORIZED'; LOADING (past `timeoutMs`), OVERLOADED, TIMEOUT,
+ * SHUTTING_DOWN, MODEL_UNAVAILABLE, NOT_FOUND, a 500 and a server that cannot be reached (down,
+ * a wrong URL, CORS not allowing the page's origin, no answer within `timeoutMs`) to
+ * 'SERVER_UNAVAILABLE'. The error's `serverCode` and `status` keep what the server answered.
  */
 export type ErrorCode =
   | 'WEBGPU_UNAVAILABLE'
@@ -26,23 +36,79 @@ export type ErrorCode =
   | 'DEVICE_LOST'
   | 'DISPOSED'
   | 'QUOTA_EXCEEDED'
+  | 'UNAUTHORIZED'
+  | 'SERVER_UNAVAILABLE'
   | 'INTERNAL_ERROR';
 
 export class ListConRankerError extends Error {
-  constructor(code: ErrorCode, message: string);
+  constructor(code: ErrorCode, message: string, server?: { serverCode?: string; status?: number; retryAfter?: number });
   readonly name: 'ListConRankerError';
   readonly code: ErrorCode;
+  /** The server's own code (`'INPUT_TOO_LARGE'`, `'OVERLOADED'`, `'LOADING'`, ...) when a
+   *  server answered with an error (a remote ranker); undefined otherwise. */
+  readonly serverCode?: string;
+  /** The HTTP status of that answer; undefined otherwise. */
+  readonly status?: number;
+  /** Seconds to wait before retrying, from the answer's `Retry-After` header (a 503: LOADING,
+   *  OVERLOADED, TIMEOUT, SHUTTING_DOWN), when the server's CORS lets the page read it;
+   *  undefined otherwise. */
+  readonly retryAfter?: number;
 }
 
-/** The model's sizes, read from the bundle. */
+/** The model's sizes, read from the bundle (a remote ranker: from the server's /info). */
 export interface ModelConfig {
   /** Hidden size of the encoder. */
   hidden: number;
   /** Encoder layers. */
   layers: number;
-  /** Tokenizer vocabulary size. */
-  vocab: number;
+  /** Tokenizer vocabulary size; null on a remote ranker (the server's /info does not give it). */
+  vocab: number | null;
 }
+
+/** A `listconranker serve` server that a remote ranker scores on: what its /info says. */
+export interface ServerInfo {
+  /** The server's URL (ending in '/'). */
+  url: string;
+  /** The model's name (`serve --name`, default its directory's). */
+  name: string;
+  /** The server's listconranker version. */
+  version: string;
+  /** The server's device: 'cpu' or 'wgpu'. */
+  device: string;
+  /** The server's compute type: 'f32' or 'f16'. */
+  dtype: string;
+  /** Tokens per text the server truncates at (`serve --max-length`). */
+  maxLength: number;
+  /** Most passages in one list; null if the server does not say. */
+  maxPassages: number | null;
+  /** Most texts (queries and passages) in one request (`--max-texts`); null if not said. */
+  maxTexts: number | null;
+  /** Longest text in characters (`--max-chars`); null if not said. */
+  maxChars: number | null;
+  /** Largest request body in bytes (`--max-body-bytes`); null if not said. */
+  maxBodyBytes: number | null;
+}
+
+/** How a remote ranker talks to its server. */
+export interface RemoteOptions {
+  /** Sent as `Authorization: Bearer <apiKey>` (the server's `--api-key`). */
+  apiKey?: string;
+  /**
+   * The longest wait for each answer, in ms (default 120000, longer than the server's default
+   * scoring timeout of 60 s; Infinity for none); also how long creating the ranker waits for a
+   * server that is still loading its model. Past it: SERVER_UNAVAILABLE.
+   */
+  timeoutMs?: number;
+}
+
+/** `ListConRanker.remote`'s options. */
+export interface RemoteRankerOptions extends RemoteOptions {
+  /** Aborts the connection (the /health and /info requests). */
+  signal?: AbortSignal;
+}
+
+/** `LoadOptions.fallback`: a server's URL, or it with its options. */
+export type FallbackServer = string | URL | ({ url: string | URL } & RemoteOptions);
 
 export interface ProgressEvent {
   /**
@@ -98,6 +164,15 @@ export interface LoadOptions {
    * pass its URL. Where it cannot be imported, the CPU backend runs on one thread (`threadsNote`).
    */
   threadsUrl?: string | URL;
+  /**
+   * A `listconranker serve` server for device 'auto' to score on when this browser has no
+   * hardware WebGPU adapter (none, or only a software fallback such as SwiftShader): `load` then
+   * downloads nothing and resolves to a remote ranker (`device` 'remote', `deviceNote` says why),
+   * as `ListConRanker.remote` would. Unused with a hardware adapter, and with device 'cpu' or
+   * 'webgpu'. A server that cannot be reached fails the load (SERVER_UNAVAILABLE): nothing falls
+   * back further. The server must allow the page's origin (`serve --cors-origin`).
+   */
+  fallback?: FallbackServer;
 }
 
 export interface CallOptions {
@@ -122,25 +197,35 @@ export interface RankedPassage {
 }
 
 export class ListConRanker {
-  /** Made by `ListConRanker.load`. */
+  /** Made by `ListConRanker.load` or `ListConRanker.remote`. */
   private constructor();
   /** Loads a web bundle: the URL of its directory (or of its manifest.json). */
   static load(modelUrl: string | URL, options?: LoadOptions): Promise<ListConRanker>;
+  /**
+   * A ranker that scores on a `listconranker serve` server (its POST /v1/score): the same
+   * methods and errors, `device` 'remote'. Resolves once the server's /health says its model is
+   * loaded and its /info was read (with the API key: a wrong one fails here, UNAUTHORIZED).
+   * Calls are not queued: the server batches concurrent requests.
+   */
+  static remote(serverUrl: string | URL, options?: RemoteRankerOptions): Promise<ListConRanker>;
   /** Whether a complete copy of the bundle is in this origin's IndexedDB cache. */
   static isCached(modelUrl: string | URL): Promise<boolean>;
   /** Deletes the cached copies of one bundle (complete or partial), or of every bundle. */
   static clearCache(modelUrl?: string | URL): Promise<void>;
-  /** What the model actually runs on. */
-  readonly device: 'webgpu' | 'cpu';
-  /** The compute type (as asked for: 'f16' stays 'f16' when 'auto' falls back to the CPU). */
+  /** What the model actually runs on: 'remote' when a server scores (`remote`, `fallback`). */
+  readonly device: 'webgpu' | 'cpu' | 'remote';
+  /** The server a remote ranker scores on, or null. */
+  readonly server: ServerInfo | null;
+  /** The compute type (as asked for: 'f16' stays 'f16' when 'auto' falls back to the CPU; a
+   *  remote ranker: the server's). */
   readonly dtype: DType;
   /** How the bundle's weights are stored (its manifest's `dtype`): 'f32', 'f16', 'q8' or 'q4'.
    *  An f16 bundle is half the download of an f32 one, q8 about a quarter, q4 less again; all are
-   *  decoded to `dtype` as each shard loads and computed in it. */
-  readonly storedDtype: StoredDType;
+   *  decoded to `dtype` as each shard loads and computed in it. null on a remote ranker. */
+  readonly storedDtype: StoredDType | null;
   /** Why `device` differs from what was asked for, or null. */
   readonly deviceNote: string | null;
-  /** CPU threads the model runs on (1 on WebGPU). */
+  /** CPU threads the model runs on in this page (1 on WebGPU, 0 on a remote ranker). */
   readonly threads: number;
   /** Why the CPU backend runs on one thread although the machine has more cores, or null. */
   readonly threadsNote: string | null;
@@ -148,9 +233,11 @@ export class ListConRanker {
   readonly adapter: string | null;
   /** The model's sizes. */
   readonly config: ModelConfig;
-  /** Milliseconds from the start of load() to a usable model (in the worker). */
+  /** Milliseconds from the start of load() (or remote()) to a usable model. */
   readonly loadMs: number;
-  /** Bytes of the bundle's files. */
+  /** Bytes of the bundle's files (0 on a remote ranker, which downloads no bundle; so are
+   *  `downloadedBytes` and `wasmMemoryBytes`, `fromCache` and `cached` are false and `persisted`
+   *  null). */
   readonly totalBytes: number;
   /** Bytes fetched from the network by this load (0 when all came from the cache). */
   readonly downloadedBytes: number;
@@ -176,11 +263,13 @@ export class ListConRanker {
   iterativeInference(list: string[], options?: CallOptions): Promise<number[]>;
   /** Passages sorted by score, best first. */
   rerank(query: string, passages: string[], options?: RerankOptions): Promise<RankedPassage[]>;
-  /** Changes the truncation length of later calls (tokens per text, [CLS] and [SEP] included). */
+  /** Changes the truncation length of later calls (tokens per text, [CLS] and [SEP] included).
+   *  A remote ranker cannot: any length but the server's (`server.maxLength`) is INPUT_INVALID. */
   setMaxLength(maxLength: number): Promise<void>;
-  /** The worker's wasm memory now (its peak so far), in bytes. */
+  /** The worker's wasm memory now (its peak so far), in bytes (0 on a remote ranker). */
   stats(): Promise<{ wasmMemoryBytes: number }>;
-  /** Frees the model and ends its worker. */
+  /** Frees the model and ends its worker (a remote ranker: ends its requests in flight; later
+   *  calls fail with DISPOSED). */
   dispose(): Promise<void>;
 }
 

@@ -38,7 +38,7 @@ export const Phase = Object.freeze({
  * Every stable error code, as `error.code`. The first nine are the Rust crate's (`Error::code`);
  * INPUT_READ_FAILED, OUTPUT_WRITE_FAILED and DATA_INVALID come only from its native file reading
  * and writing, so the browser package never throws them (index.d.ts's ErrorCode lists the ones it
- * can). The last three are the JavaScript side's own.
+ * can). UNAUTHORIZED is the crate's HTTP server's; the others are the JavaScript side's own.
  */
 export const ErrorCode = Object.freeze({
   MODEL_FETCH_FAILED: 'MODEL_FETCH_FAILED',
@@ -54,6 +54,12 @@ export const ErrorCode = Object.freeze({
   DISPOSED: 'DISPOSED',
   /** The storage quota cannot hold the bundle (`cache: 'auto'`). */
   QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
+  /** A remote ranker's server refused its API key (missing or wrong: the server's 401). */
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  /** A remote ranker's server cannot score now: unreachable (down, a wrong URL, CORS refusing
+   *  the page's origin, no answer within `timeoutMs`), loading, overloaded, timed out, stopping,
+   *  or its model failed (`error.serverCode` says which when it answered). */
+  SERVER_UNAVAILABLE: 'SERVER_UNAVAILABLE',
   /** A bug, a crashed worker, or an error without a code. */
   INTERNAL_ERROR: 'INTERNAL_ERROR',
 });

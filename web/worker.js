@@ -10,6 +10,7 @@ import {
   bundleBase, deleteVersion, deleteVersions, getVersion, latestVersion, openCache, putShard,
   putVersion, sha256Hex, storedShards, versionKey,
 } from './cache.js';
+import { probeWebGpu } from './gpu.js';
 import { ErrorCode, Op, Phase } from './protocol.js';
 
 /** @typedef {import('./index.js').ErrorCode} Code The codes the package may throw (index.d.ts). */
@@ -35,15 +36,6 @@ import { ErrorCode, Op, Phase } from './protocol.js';
  *   initThreadPool: (threads: number) => Promise<unknown>,
  * }} ThreadedGlue
  */
-/**
- * The part of WebGPU the worker reads (the TypeScript libraries do not declare WebGPU).
- * @typedef {object} GpuAdapter
- * @property {{ vendor?: string, architecture?: string, description?: string, isFallbackAdapter?: boolean }} [info]
- * @property {boolean} [isFallbackAdapter] Older browsers' place for it.
- * @property {{ has(feature: string): boolean }} features
- */
-/** @typedef {{ requestAdapter(options?: { powerPreference?: string }): Promise<GpuAdapter | null> }} Gpu */
-
 /** @type {import('./listconranker.js').WasmRanker | null} */
 let ranker = null;
 /** @type {WebAssembly.Memory | null | undefined} */
@@ -97,22 +89,7 @@ function post(msg) {
  */
 async function pickDevice(requested, dtype) {
   if (requested === 'cpu') return { device: 'cpu', note: null };
-  const gpu = self.navigator && /** @type {{ gpu?: Gpu }} */ (/** @type {unknown} */ (self.navigator)).gpu;
-  /** @type {GpuAdapter | null} */
-  let adapter = null;
-  let why = 'this browser has no WebGPU (navigator.gpu)';
-  if (gpu) {
-    try {
-      adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-      if (!adapter) why = 'no WebGPU adapter';
-    } catch (e) {
-      why = `requestAdapter failed: ${messageOf(e)}`;
-    }
-  }
-  const info = adapter ? (adapter.info || {}) : {};
-  const fallback = adapter ? Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter) : false;
-  const f16ok = adapter ? adapter.features.has('shader-f16') : false;
-  const adapterName = adapter ? [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') : '';
+  const { adapter, fallback, f16: f16ok, name: adapterName, why } = await probeWebGpu();
   if (requested === 'webgpu') {
     if (!adapter) throw codedError(ErrorCode.WEBGPU_UNAVAILABLE, `device 'webgpu': ${why}`);
     if (dtype === 'f16' && !f16ok) {
@@ -122,9 +99,7 @@ async function pickDevice(requested, dtype) {
   }
   // 'auto': WebGPU on a real GPU, else the CPU backend (a software WebGPU adapter is far slower).
   if (!adapter) return { device: 'cpu', note: `${why}: using the CPU backend` };
-  if (fallback) {
-    return { device: 'cpu', note: `the only WebGPU adapter is a software fallback (${adapterName || 'unknown'}): using the CPU backend, which is faster` };
-  }
+  if (fallback) return { device: 'cpu', note: `${why}: using the CPU backend, which is faster` };
   if (dtype === 'f16' && !f16ok) {
     return { device: 'cpu', note: "the WebGPU adapter lacks 'shader-f16': using the CPU backend for f16", warn: true };
   }

@@ -28,35 +28,57 @@ async function loadModel() {
   }
   const modelUrl = $('model').value;
   const device = $('device').value;
+  // A listconranker serve URL: 'auto' scores there without hardware WebGPU; 'server' always.
+  const server = $('server').value.trim();
   const started = performance.now();
-  setStatus(`Loading ${modelUrl} (${device})…`);
   try {
-    const ranker = await ListConRanker.load(modelUrl, {
-      device,
-      onProgress: ({ phase, loaded, total, file }) => {
-        if (phase === 'download' && total) {
-          $('progress').value = loaded / total;
-          setStatus(`Downloading ${file}: ${fmtBytes(loaded)} of ${fmtBytes(total)}`);
-        } else {
-          setStatus(`Loading: ${phase}…`);
-        }
-      },
-    });
+    let ranker;
+    if (device === 'server') {
+      if (!server) throw new Error('device "server" needs a server URL (the Server field, or ?server=)');
+      setStatus(`Connecting to ${server}…`);
+      ranker = await ListConRanker.remote(server);
+    } else {
+      setStatus(`Loading ${modelUrl} (${device}${server ? `, fallback ${server}` : ''})…`);
+      ranker = await ListConRanker.load(modelUrl, {
+        device,
+        fallback: server || undefined,
+        onProgress: ({ phase, loaded, total, file }) => {
+          if (phase === 'download' && total) {
+            $('progress').value = loaded / total;
+            setStatus(`Downloading ${file}: ${fmtBytes(loaded)} of ${fmtBytes(total)}`);
+          } else {
+            setStatus(`Loading: ${phase}…`);
+          }
+        },
+      });
+    }
     state.ranker = ranker;
     $('progress').value = 1;
     const took = ((performance.now() - started) / 1000).toFixed(2);
-    const where = ranker.adapter ? `, ${ranker.adapter}` : ranker.device === 'cpu' ? `, ${ranker.threads} thread${ranker.threads > 1 ? 's' : ''}` : '';
-    // The bundle's stored type when it is not the compute type (an f16, q8 or q4 bundle).
-    const stored = ranker.storedDtype !== ranker.dtype ? `, ${ranker.storedDtype} bundle` : '';
-    state.readyText = `Model ready on ${ranker.device.toUpperCase()} (${ranker.dtype}${stored}${where})` +
-      ` in ${took} s, ${fmtBytes(ranker.totalBytes)}.${ranker.deviceNote ? ` Note: ${ranker.deviceNote}.` : ''}`;
+    const note = ranker.deviceNote ? ` Note: ${ranker.deviceNote}.` : '';
+    if (ranker.server) {
+      // Scoring remotely: the server's model, device and type (nothing was downloaded here).
+      const s = ranker.server;
+      state.readyText = `Scoring remotely on the server ${s.url} (model ${s.name}, ${s.device}, ${s.dtype}, ` +
+        `listconranker ${s.version}), ready in ${took} s.${note}`;
+    } else {
+      const where = ranker.adapter ? `, ${ranker.adapter}` : ranker.device === 'cpu' ? `, ${ranker.threads} thread${ranker.threads > 1 ? 's' : ''}` : '';
+      // The bundle's stored type when it is not the compute type (an f16, q8 or q4 bundle).
+      const stored = ranker.storedDtype !== ranker.dtype ? `, ${ranker.storedDtype} bundle` : '';
+      state.readyText = `Model ready on ${ranker.device.toUpperCase()} (${ranker.dtype}${stored}${where})` +
+        ` in ${took} s, ${fmtBytes(ranker.totalBytes)}.${note}`;
+    }
     setStatus(state.readyText);
     const c = ranker.config;
     const notice = $('notice');
     notice.hidden = c.hidden >= 1024;
-    notice.textContent = `This page is running a tiny test model (hidden size ${c.hidden}, ${c.layers} layers) with random ` +
-      'weights: its scores are random-weight scores and the reranked order means nothing. Convert the real ' +
-      'checkpoint with `listconranker convert` and open this page with ?model=URL-of-the-bundle.';
+    notice.textContent = ranker.server
+      ? `The server runs a tiny test model (hidden size ${c.hidden}, ${c.layers} layers) with random weights: its ` +
+        'scores are random-weight scores and the reranked order means nothing. Serve the real checkpoint with ' +
+        '`listconranker serve --model DIR`.'
+      : `This page is running a tiny test model (hidden size ${c.hidden}, ${c.layers} layers) with random ` +
+        'weights: its scores are random-weight scores and the reranked order means nothing. Convert the real ' +
+        'checkpoint with `listconranker convert` and open this page with ?model=URL-of-the-bundle.';
     $('search').disabled = false;
   } catch (e) {
     setStatus(`Could not load the model: ${e.code || e.name}: ${e.message}`, true);
@@ -75,7 +97,8 @@ async function search(query) {
   let ranked = hits.map((h, rank) => ({ ...h, bm25Rank: rank, modelScore: null }));
   if ($('use-model').checked && state.ranker && hits.length > 0) {
     const passages = hits.map((h) => state.corpus[h.index].text);
-    setStatus(`Reranking ${passages.length} passages on ${state.ranker.device}…`);
+    const where = state.ranker.server ? `remotely on ${state.ranker.server.url}` : `on ${state.ranker.device}`;
+    setStatus(`Reranking ${passages.length} passages ${where}…`);
     const order = await state.ranker.rerank(query, passages, { iterative: true });
     const t2 = performance.now();
     if (!state.firstScoreLogged) {
@@ -84,7 +107,7 @@ async function search(query) {
     }
     ranked = order.map((r) => ({ ...hits[r.index], bm25Rank: r.index, modelScore: r.score }));
     timings.push(`rerank (${state.ranker.device}, iterative): ${(t2 - t1).toFixed(0)} ms`);
-    setStatus(`${state.readyText} Reranked on ${state.ranker.device.toUpperCase()}.`);
+    setStatus(`${state.readyText} ${state.ranker.server ? 'Reranked remotely on the server' : `Reranked on ${state.ranker.device.toUpperCase()}`}.`);
   }
   $('timings').textContent = timings.join(' · ');
   $('results').innerHTML = ranked.map((r, rank) => {
@@ -102,6 +125,7 @@ state.search = search;
 async function main() {
   $('model').value = params.get('model') || 'models/zh-tiny/';
   if (params.get('device')) $('device').value = params.get('device');
+  $('server').value = params.get('server') || '';
   state.corpus = await (await fetch('corpus.json')).json();
   state.bm25 = new BM25(state.corpus.map((p) => p.text));
   $('corpus-size').textContent = `${state.corpus.length} passages in the corpus (www/corpus.json).`;

@@ -1,11 +1,11 @@
 // The demo page (www/, served cross-origin isolated as www/serve.py does) loads the model given
 // by ?model= (a q4 bundle: any stored type loads the same way), searches, reranks; a screenshot
-// is saved for a look.
+// is saved for a look. With ?server= on a browser without WebGPU it scores on the native server.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { launch, outDir, quantizedBundle, serve } from './harness.js';
+import { launch, nativeServer, outDir, quantizedBundle, root, serve } from './harness.js';
 
 let server;
 let context;
@@ -60,4 +60,35 @@ test('the demo loads, searches and reranks the top 50 with the model', async () 
   await page.screenshot({ path: join(outDir, 'demo.png'), fullPage: false });
   console.log(`demo: first score ${r.firstScoreMs.toFixed(0)} ms after page load on ${r.device} (test wall ${Date.now() - started} ms)`);
   await page.close();
+});
+
+test('with ?server= and no WebGPU adapter, the demo scores on the server and says so', async () => {
+  const native = await nativeServer(join(root, 'tests/fixtures/models/zh-tiny'), ['--cors-origin', server.url]);
+  const noGpu = await launch({ webgpu: false });
+  try {
+    const page = await noGpu.newPage();
+    page.on('pageerror', (e) => console.error('[page error]', e.message));
+    const q = encodeURIComponent('green tea caffeine 绿茶');
+    await page.goto(`${server.url}/www/?model=${encodeURIComponent(bundlePath)}&server=${encodeURIComponent(native.url)}&q=${q}`);
+    await page.waitForFunction(() => window.demo && window.demo.lastResults && window.demo.firstScoreMs, null, { timeout: 120000 });
+    const r = await page.evaluate(() => ({
+      device: window.demo.ranker.device,
+      scored: window.demo.lastResults.filter((x) => x.modelScore !== null).length,
+      results: window.demo.lastResults.length,
+      status: document.getElementById('status').textContent,
+      timings: document.getElementById('timings').textContent,
+      server: document.getElementById('server').value,
+    }));
+    assert.equal(r.device, 'remote', r.status);
+    assert.equal(r.server, native.url);
+    assert.ok(r.results > 5 && r.scored === r.results, JSON.stringify(r));
+    assert.match(r.status, /^Scoring remotely on the server http:\/\/127\.0\.0\.1:\d+\/ \(model zh-tiny, cpu, f32, listconranker [^)]+\), ready in/);
+    assert.match(r.status, /Note: no WebGPU adapter: scoring on the server/);
+    assert.match(r.status, /Reranked remotely on the server\.$/);
+    assert.match(r.timings, /rerank \(remote, iterative\)/);
+    await page.screenshot({ path: join(outDir, 'demo-remote.png'), fullPage: false });
+  } finally {
+    await noGpu.close();
+    await native.close();
+  }
 });

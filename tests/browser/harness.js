@@ -39,7 +39,10 @@ export function serve(dir = root, { isolated = false } = {}) {
   });
 }
 
-export async function launch() {
+/** Headless Chromium. `webgpu: false` leaves out `--enable-unsafe-webgpu`: headless Chromium on
+ *  Linux then has `navigator.gpu` but no adapter at all (with the flag and no GPU it has
+ *  SwiftShader's software fallback adapter). */
+export async function launch({ webgpu = true } = {}) {
   const profile = join(outDir, `profile-${process.pid}-${Date.now()}`);
   mkdirSync(profile, { recursive: true });
   const context = await chromium.launchPersistentContext(profile, {
@@ -48,7 +51,7 @@ export async function launch() {
     chromiumSandbox: false,
     args: [
       '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu',
+      '--disable-component-update', '--disable-sync', ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
     ],
     viewport: { width: 1100, height: 900 },
   });
@@ -59,6 +62,55 @@ export async function launch() {
 export function nativeBin() {
   return process.env.LCR_BIN
     || join(process.env.CARGO_TARGET_DIR || join(process.env.HOME, '.cache/listconranker-target'), 'release/listconranker');
+}
+
+/**
+ * Starts the native HTTP server (`listconranker serve --port 0`, loopback) on `model` (a checkpoint
+ * or bundle directory) with `args` (e.g. `--cors-origin`, `--api-key`); resolves to
+ * {url (ending in '/'), close} once its /health answers 200.
+ */
+export function nativeServer(model, args = []) {
+  return new Promise((ok, fail) => {
+    const child = spawn(nativeBin(), ['serve', '--model', model, '--port', '0', ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let text = '';
+    let settled = false;
+    const close = () => new Promise((done) => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        done();
+        return;
+      }
+      child.once('exit', () => done());
+      child.kill('SIGTERM');
+    });
+    const onData = async (chunk) => {
+      text += chunk;
+      const m = text.match(/listening on (http:\/\/\S+)/);
+      if (!m || settled) return;
+      settled = true;
+      child.stderr.off('data', onData);
+      child.stderr.on('data', () => {});
+      const url = `${m[1]}/`;
+      // The model loads in the background: /health is 503 (LOADING) until it is ready.
+      const deadline = Date.now() + 120000;
+      while (Date.now() < deadline) {
+        const status = await fetch(`${url}health`).then((r) => r.status, () => 0);
+        if (status === 200) {
+          ok({ url, close });
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await close();
+      fail(new Error(`the native server at ${url} was not ready within 120 s`));
+    };
+    child.stderr.on('data', onData);
+    child.on('error', fail);
+    child.on('exit', (code) => {
+      if (!settled) fail(new Error(`listconranker serve exited with ${code}: ${text}`));
+    });
+  });
 }
 
 /**
