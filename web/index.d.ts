@@ -8,9 +8,10 @@ export type DType = 'f32' | 'f16';
 /**
  * How a bundle's weights are stored (its manifest's `dtype`, set by `listconranker convert
  * --dtype`): 'f32' or 'f16' floats, or quantized: 'q8' (int8 Linear weights and word embeddings,
- * one f16 scale per row) or 'q4' (the encoder's Linear weights in 4-bit blocks with an f16 scale
- * each, the rest as in 'q8'); a quantized bundle's other tensors are f16. Independent of the
- * compute type: every bundle is decoded to `DType` as it loads.
+ * one f16 scale per block of 32 inputs) or 'q4' (the encoder's FFN output weights in 4-bit blocks
+ * with an f16 scale each, chosen by GPTQ when converted with `--calibration`; the rest as in
+ * 'q8'); a quantized bundle's other tensors are f16. Independent of the compute type: every
+ * bundle is decoded to `DType` as it loads.
  */
 export type StoredDType = 'f32' | 'f16' | 'q8' | 'q4';
 
@@ -220,7 +221,7 @@ export class ListConRanker {
    *  remote ranker: the server's). */
   readonly dtype: DType;
   /** How the bundle's weights are stored (its manifest's `dtype`): 'f32', 'f16', 'q8' or 'q4'.
-   *  An f16 bundle is half the download of an f32 one, q8 about a quarter, q4 less again; all are
+   *  An f16 bundle is half the download of an f32 one, q8 about a quarter, q4 a little less; all are
    *  decoded to `dtype` as each shard loads and computed in it. null on a remote ranker. */
   readonly storedDtype: StoredDType | null;
   /** Why `device` differs from what was asked for, or null. */

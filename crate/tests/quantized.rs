@@ -4,8 +4,9 @@
 //! tensor.
 //!
 //! The fixtures' hidden sizes (16, 24, 48) are not multiples of the default block of 32, so
-//! these bundles use blocks of 8: every encoder Linear weight is then stored as q4 (in q4
-//! bundles) and every q8 weight has several blocks per row.
+//! these bundles use blocks of 8: every encoder FFN output weight is then stored as q4 (in q4
+//! bundles) and every q8 weight has several blocks per row. `convert --calibration` (GPTQ-chosen
+//! 4-bit weights) is checked here on the fixtures and in quant_quality.rs on real weights.
 
 mod common;
 
@@ -13,7 +14,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use listconranker::convert::convert as write_bundle;
+use listconranker::convert::{
+    MAX_CALIBRATION_BYTES, MAX_CALIBRATION_TEXTS, calibrate_q4, convert as write_bundle,
+    read_calibration_texts,
+};
 use listconranker::weights::bundle::{BundleDtype, ConvertOptions, Manifest, sha256_hex};
 use listconranker::{LoadOptions, Reranker};
 
@@ -382,4 +386,213 @@ fn an_unknown_scheme_or_a_requantized_bundle_is_refused() {
     assert!(e.to_string().contains("q8 bundle"), "{e}");
     assert!(!target.exists());
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}
+
+/// Every text of `model`'s compute_score cases, once: the calibration text of the GPTQ tests
+/// (calibrating on the very texts scored is the case GPTQ optimises: the weights' outputs on
+/// these inputs).
+fn fixture_texts(model: &str) -> Vec<String> {
+    let mut texts: Vec<String> = expected(model)
+        .compute_score
+        .iter()
+        .flat_map(|case| case.batch.iter().flatten().cloned())
+        .collect();
+    texts.sort();
+    texts.dedup();
+    texts
+}
+
+/// Mean |score - float64 reference| over every compute_score case of `model` from `dir`.
+fn mean_difference(model: &str, dir: &Path) -> f64 {
+    let (mut sum, mut count) = (0f64, 0usize);
+    for case in &expected(model).compute_score {
+        let ranker = Reranker::load(dir, options(case.max_length)).unwrap();
+        let got = ranker.compute_score(&case.batch).unwrap();
+        for (g, e) in got.iter().zip(&case.scores) {
+            for (a, b) in g.iter().zip(e) {
+                sum += (f64::from(*a) - b).abs();
+                count += 1;
+            }
+        }
+    }
+    sum / count as f64
+}
+
+#[test]
+fn calibrated_q4_weights_are_recorded_and_move_the_scores_less_than_rounding() {
+    for model in MODELS {
+        let q4 = ConvertOptions {
+            dtype: BundleDtype::Q4,
+            block: FIXTURE_BLOCK,
+            ..ConvertOptions::default()
+        };
+        let texts = fixture_texts(model);
+        let mut layers_done = Vec::new();
+        let calibrated = calibrate_q4(&model_dir(model), &texts, &q4, |done, of| {
+            layers_done.push((done, of))
+        })
+        .unwrap();
+        let layers = layers_done.last().unwrap().1;
+        assert_eq!(
+            layers_done,
+            (1..=layers).map(|n| (n, layers)).collect::<Vec<_>>()
+        );
+        // One FFN output weight per layer, in 4 bits.
+        let keys: Vec<String> = (0..layers)
+            .map(|n| format!("bert.encoder.layer.{n}.output.dense.weight"))
+            .collect();
+        assert_eq!(calibrated.weights.keys().cloned().collect::<Vec<_>>(), keys);
+        assert_eq!(calibrated.calibration.texts, texts.len());
+        assert!(calibrated.calibration.tokens > texts.len() * 2);
+
+        let rounded = tempfile::tempdir().unwrap();
+        write_bundle(&model_dir(model), rounded.path(), &q4).unwrap();
+        let gptq = tempfile::tempdir().unwrap();
+        let options = ConvertOptions {
+            calibrated: Some(calibrated.clone()),
+            ..q4.clone()
+        };
+        let manifest = write_bundle(&model_dir(model), gptq.path(), &options).unwrap();
+        let recorded = manifest
+            .quantization
+            .as_ref()
+            .and_then(|q| q.calibration.clone())
+            .expect("the manifest records the calibration");
+        assert_eq!(
+            (
+                recorded.method.as_str(),
+                recorded.tensors.clone(),
+                recorded.texts
+            ),
+            ("gptq", keys.clone(), texts.len())
+        );
+        // The stored values are the calibrated ones: the same bytes as GPTQ's output.
+        let stored = stored_tensor(gptq.path(), &keys[0]);
+        assert_eq!(stored, calibrated.weights[&keys[0]].values, "{model}");
+        assert_ne!(stored, stored_tensor(rounded.path(), &keys[0]), "{model}");
+
+        let rounded_error = mean_difference(model, rounded.path());
+        let gptq_error = mean_difference(model, gptq.path());
+        eprintln!(
+            "{model}: mean |score - reference| q4 rounded {rounded_error:.3e}, GPTQ {gptq_error:.3e}"
+        );
+        assert!(
+            gptq_error < rounded_error,
+            "{model}: {gptq_error} >= {rounded_error}"
+        );
+        assert!(worst_difference(model, gptq.path()) <= Q4_TOLERANCE);
+    }
+}
+
+/// The stored bytes of tensor `name` in the bundle at `dir`.
+fn stored_tensor(dir: &Path, name: &str) -> Vec<u8> {
+    let manifest =
+        Manifest::parse(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let file = manifest
+        .files
+        .iter()
+        .find(|f| f.tensors.iter().any(|k| k == name))
+        .unwrap_or_else(|| panic!("no shard holds {name}"));
+    let bytes = std::fs::read(dir.join(&file.path)).unwrap();
+    let parsed = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    parsed.tensor(name).unwrap().data().to_vec()
+}
+
+#[test]
+fn bad_calibration_input_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let input_error = |path: &Path, words: &[&str]| {
+        let e = read_calibration_texts(path).unwrap_err();
+        assert_eq!(e.code(), "INPUT_INVALID", "{e}");
+        for w in words {
+            assert!(e.to_string().contains(w), "`{w}` not in: {e}");
+        }
+    };
+    input_error(&write("blank.txt", b"\n  \n\n"), &["no text"]);
+    input_error(&write("latin1.txt", b"caf\xe9\n"), &["not UTF-8"]);
+    input_error(&dir.path().join("missing.txt"), &["missing.txt"]);
+    let many = "a text\n".repeat(MAX_CALIBRATION_TEXTS + 1);
+    input_error(&write("many.txt", many.as_bytes()), &["4097 texts"]);
+    // Past the size limit: refused from its size, before reading (a sparse file).
+    let huge = dir.path().join("huge.txt");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(MAX_CALIBRATION_BYTES + 1)
+        .unwrap();
+    input_error(&huge, &["bytes"]);
+    let texts = read_calibration_texts(&write("ok.txt", b" one \n\ntwo\n")).unwrap();
+    assert_eq!(texts, ["one", "two"]);
+
+    // Calibration chooses 4-bit weights: another dtype, or a quantized source, is refused.
+    let zh = model_dir("zh-tiny");
+    let q8 = ConvertOptions {
+        dtype: BundleDtype::Q8,
+        block: FIXTURE_BLOCK,
+        ..ConvertOptions::default()
+    };
+    let e = calibrate_q4(&zh, &texts, &q8, |_, _| {}).unwrap_err();
+    assert_eq!(e.code(), "INPUT_INVALID", "{e}");
+    let q4 = ConvertOptions {
+        dtype: BundleDtype::Q4,
+        ..q8.clone()
+    };
+    let (quantized, _) = bundle(BundleDtype::Q8);
+    let e = calibrate_q4(quantized.path(), &texts, &q4, |_, _| {}).unwrap_err();
+    assert_eq!(e.code(), "INPUT_INVALID", "{e}");
+    assert!(e.to_string().contains("q8 bundle"), "{e}");
+
+    // Calibrated weights the bundle would not store in 4 bits, or of the wrong shape: refused,
+    // nothing written.
+    let calibrated = calibrate_q4(&zh, &texts, &q4, |_, _| {}).unwrap();
+    let key = "bert.encoder.layer.0.output.dense.weight";
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("bundle");
+    let mut stray = calibrated.clone();
+    let weight = stray.weights.remove(key).unwrap();
+    let missing = "bert.encoder.layer.99.output.dense.weight";
+    stray.weights.insert(missing.into(), weight.clone());
+    let options = ConvertOptions {
+        calibrated: Some(stray),
+        ..q4.clone()
+    };
+    let e = write_bundle(&zh, &target, &options).unwrap_err();
+    assert_eq!(e.code(), "INPUT_INVALID", "{e}");
+    assert!(e.to_string().contains(missing), "{e}");
+    let mut misshapen = calibrated.clone();
+    misshapen.weights.get_mut(key).unwrap().scales_shape[1] += 1;
+    let options = ConvertOptions {
+        calibrated: Some(misshapen),
+        ..q4.clone()
+    };
+    let e = write_bundle(&zh, &target, &options).unwrap_err();
+    assert_eq!(e.code(), "MODEL_INVALID", "{e}");
+    assert!(e.to_string().contains(key), "{e}");
+    assert!(!target.exists());
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+
+    // The command line: --calibration with q8 is refused with the same code.
+    let calibration = dir.path().join("ok.txt");
+    let output = run_cli(
+        &[
+            "convert",
+            "--model",
+            zh.to_str().unwrap(),
+            "--out",
+            target.to_str().unwrap(),
+            "--dtype",
+            "q8",
+            "--calibration",
+            calibration.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("INPUT_INVALID"), "{stderr}");
+    assert!(!target.exists());
 }

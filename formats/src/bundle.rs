@@ -38,9 +38,10 @@ pub struct Manifest {
 pub enum BundleDtype {
     F32,
     F16,
-    /// int8 per row for the Linear weights and the word embeddings; the rest f16.
+    /// int8 in blocks along each row for the Linear weights and the word embeddings; the rest
+    /// f16.
     Q8,
-    /// 4-bit blocks for the encoder's Linear weights; the rest as in `Q8`.
+    /// 4-bit blocks for the encoder's FFN output weights; the rest as in `Q8`.
     Q4,
 }
 
@@ -77,6 +78,27 @@ pub struct Quantization {
     /// The float type of the values the quantizer read (`f32`, or the dtype of the bundle that
     /// was re-converted).
     pub quantized_from: String,
+    /// How the 4-bit weights were chosen when not by rounding to nearest (absent: every
+    /// weight rounded to nearest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// The manifest's `quantization.calibration` object: the 4-bit weights were quantized by GPTQ
+/// against the Hessians of their inputs on calibration text (the stored format is the same).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Calibration {
+    /// `gptq`.
+    pub method: String,
+    /// Canonical keys of the weights quantized this way.
+    pub tensors: Vec<String>,
+    /// Calibration texts and their tokens (real tokens, after truncation).
+    pub texts: usize,
+    pub tokens: usize,
+    /// GPTQ's dampening, as a fraction of the Hessian's mean diagonal.
+    pub damp: f64,
+    /// Block scales tried per block (0: absmax / qmax only).
+    pub scale_search: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,6 +5,8 @@ the independent NumPy / PyTorch reference for a GPTQ `convert`.
     "$VENV/bin/python" tests/reference/gptq_ref.py --model CHECKPOINT --eval lists.jsonl \
         [--limit 10] [--calib 256] [--calib-seed 1] [--policies "rtn;gptq;gptq-ffn-q8"] \
         [--threads 1] [--json OUT]
+    "$VENV/bin/python" tests/reference/gptq_ref.py --write-calib calib.txt [--eval lists.jsonl] \
+        [--calib 256] [--calib-seed 1]      (calibration text for `convert --calibration`)
 
 The format is exactly quantize_ref.py's: symmetric integer values (q4: -7..7, q8: -127..127) in
 blocks of `block` (32) consecutive inputs of a row, one float16 scale per block; a value decodes
@@ -380,9 +382,22 @@ def main() -> None:
     ap.add_argument("--policies", default="rtn;gptq;gptq-ffn-q8")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--write-calib", type=Path,
+                    help="write --calib calibration texts (one per line, newlines as spaces; none of "
+                         "--eval's texts when given) for `listconranker convert --calibration` and exit")
     args = ap.parse_args()
     if args.self_test:
         self_test()
+        return
+    if args.write_calib:
+        exclude = set()
+        if args.eval:
+            exclude = {t for l in args.eval.read_text(encoding="utf-8").splitlines() if l.strip() for t in json.loads(l)}
+        calib = calibration_texts(args.calib, args.calib_seed, exclude)
+        # BERT's tokenizer treats a newline as any other whitespace: one text per line keeps them.
+        lines = [" ".join(t.split()) for t in calib]
+        args.write_calib.write_text("".join(f"{t}\n" for t in lines), encoding="utf-8")
+        print(f"wrote {len(lines)} calibration texts to {args.write_calib}", file=sys.stderr)
         return
     if not (args.model and args.eval):
         ap.error("--model and --eval (or --self-test)")

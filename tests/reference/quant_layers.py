@@ -50,16 +50,16 @@ GROUPS = {
     "score heads q8": (r"linear_score[123]\.weight$", "q8"),
     "score heads f16": (r"linear_score[123]\.weight$", "f16"),
     "whole q8 scheme": (None, "scheme-q8"),
-    "whole q4 scheme": (None, "scheme-q4"),
+    "whole q4 scheme": (None, "scheme-q4-all"),
     # Candidate policies: the scheme with the tensors the regex matches stored as given.
     "q8 scheme, encoder FFN out f16": (ENC + r"output\.dense\.weight$", "scheme-q8:f16"),
     "q8 scheme, encoder FFN out f16 in layers 0-2": (r"bert\.encoder\.layer\.[0-2]\.output\.dense\.weight$", "scheme-q8:f16"),
-    "q4 scheme, encoder FFN q8 (attention q4)": (ENC + r"(intermediate|output)\.dense\.weight$", "scheme-q4:q8"),
-    "q4 scheme, encoder FFN out q8": (ENC + r"output\.dense\.weight$", "scheme-q4:q8"),
+    "q4 scheme, encoder FFN q8 (attention q4)": (ENC + r"(intermediate|output)\.dense\.weight$", "scheme-q4-all:q8"),
+    "q4 scheme, encoder FFN out q8": (ENC + r"output\.dense\.weight$", "scheme-q4-all:q8"),
     # int8 with one f16 scale per block of 32 inputs, for every tensor the q8 / q4 schemes store
     # as q8 (what the format's q8 became; the same as the whole schemes with --block 32).
     "q8 scheme, int8 in blocks of 32": (r".", "scheme-q8:q8b32"),
-    "q4 scheme, its q8 tensors in blocks of 32": (r".", "scheme-q4:q8b32"),
+    "q4 scheme, its q8 tensors in blocks of 32": (r".", "scheme-q4-all:q8b32"),
 }
 
 

@@ -3,9 +3,12 @@ the float32 scores of the same model on the same lists.
 
     "$VENV/bin/python" tests/reference/quant_quality.py --model CHECKPOINT --input lists.jsonl \
         --work DIR [--dtypes f16,q8,q4] [--block 32] [--limit N] [--max-length 512] \
-        [--f16-compute] [--jobs 2] [--eval DATA.jsonl] [--binary PATH] [--json OUT]
+        [--f16-compute] [--jobs 2] [--eval DATA.jsonl] [--binary PATH] [--json OUT] \
+        [--calibration CALIB.txt]
 
-Converts CHECKPOINT into one bundle per dtype with the `listconranker` binary (`convert`),
+Converts CHECKPOINT into one bundle per dtype with the `listconranker` binary (`convert`; with
+`--calibration`, the dtype `q4-gptq` is `convert --dtype q4 --calibration CALIB.txt`, GPTQ-chosen
+4-bit weights, and is added to the dtypes unless they are given),
 scores the input (JSON Lines, `["query", "passage", ...]`; e.g. from docstring_lists.py) with
 the checkpoint in float32 and with each bundle (`score`, computed in float32), and compares each
 dtype's scores with the float32 ones. `--f16-compute` adds a row for the float32 checkpoint
@@ -41,7 +44,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BINARY = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/listconranker-target")) / "release/listconranker"
-TARGETS = {"q8": (0.98, 0.97), "q4": (0.93, 0.90)}
+TARGETS = {"q8": (0.98, 0.97), "q4": (0.93, 0.90), "q4-gptq": (0.93, 0.90)}
 
 
 def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
@@ -130,6 +133,8 @@ def main() -> None:
                     help="also run `eval --both` on this C-MTEB-format data file (repeatable): MAP and MRR@10 per dtype")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--title", help="the table's first column header (default: the model's name)")
+    ap.add_argument("--calibration", type=Path,
+                    help="calibration text for the q4-gptq dtype (gptq_ref.py --write-calib)")
     args = ap.parse_args()
 
     work = args.work
@@ -146,16 +151,25 @@ def main() -> None:
         (text + str(args.max_length) + str(args.model.resolve())).encode()
     ).hexdigest()[:10]
     dtypes = [d for d in args.dtypes.split(",") if d]
+    if args.calibration and "q4-gptq" not in dtypes:
+        dtypes.append("q4-gptq")
+    if "q4-gptq" in dtypes and not args.calibration:
+        ap.error("q4-gptq needs --calibration")
+    quantized = ("q8", "q4", "q4-gptq")
 
     # Bundles (sequential: convert is quick and memory-bound).
     bundles = {}
     for dtype in dtypes:
-        bundle = work / (f"bundle-{dtype}" + (f"-b{args.block}" if dtype in ("q8", "q4") else ""))
+        bundle = work / (f"bundle-{dtype}" + (f"-b{args.block}" if dtype in quantized else ""))
+        sources = [*args.model.iterdir(), *([args.calibration] if dtype == "q4-gptq" else [])]
         if not (bundle / "manifest.json").exists() or (bundle / "manifest.json").stat().st_mtime < \
-                max(p.stat().st_mtime for p in args.model.iterdir()):
-            cmd = [str(args.binary), "convert", "--model", str(args.model), "--out", str(bundle), "--dtype", dtype]
-            if dtype in ("q8", "q4"):
+                max(p.stat().st_mtime for p in sources):
+            cmd = [str(args.binary), "convert", "--model", str(args.model), "--out", str(bundle),
+                   "--dtype", dtype.split("-")[0]]
+            if dtype in quantized:
                 cmd += ["--block", str(args.block)]
+            if dtype == "q4-gptq":
+                cmd += ["--calibration", str(args.calibration)]
             seconds, _ = run(cmd, work / f"convert-{dtype}.log")
             print(f"converted {dtype} in {seconds:.0f} s", file=sys.stderr)
         bundles[dtype] = bundle
@@ -170,7 +184,7 @@ def main() -> None:
     def score(name: str) -> tuple[str, list[list[float]], float | None]:
         model, compute = runs[name]
         safe = name.replace(" ", "_").replace(",", "")
-        suffix = f"-b{args.block}" if name in ("q8", "q4") else ""
+        suffix = f"-b{args.block}" if name in quantized else ""
         out = work / f"scores-{safe}{suffix}-{stamp}.jsonl"
         seconds = None
         if not out.exists() or out.stat().st_mtime < (model / ("manifest.json" if (model / "manifest.json").exists() else "config.json")).stat().st_mtime:

@@ -1,7 +1,15 @@
 //! Converting a checkpoint (split layout, merged layout, or another bundle) into a web bundle:
 //! gathers the config, the tokenizer as `tokenizer.json` (built from `vocab.txt` where the
 //! checkpoint has no `tokenizer.json`: the tokenizer layer's job) and the tensors, and hands
-//! them to the bundle writer. Native only.
+//! them to the bundle writer. Native only. `calibration`: GPTQ-chosen 4-bit weights for `q4`
+//! bundles, from calibration text.
+
+mod calibration;
+
+pub use calibration::{
+    GPTQ_OPTIONS, MAX_CALIBRATION_BYTES, MAX_CALIBRATION_TEXTS, calibrate_q4,
+    read_calibration_texts,
+};
 
 use std::path::Path;
 

@@ -10,7 +10,7 @@ use crate::model::TokenBatch;
 use batching::{MAX_TEXTS_PER_BATCH, length_batches};
 
 /// Pads `sequences` (rows of `ids`) to their longest: ids with 0, and the real-token mask.
-fn token_batch(ids: &[Vec<u32>], rows: &[usize], device: &Device) -> TokenBatch {
+pub fn token_batch(ids: &[Vec<u32>], rows: &[usize], device: &Device) -> TokenBatch {
     let width = rows.iter().map(|&i| ids[i].len()).max().unwrap_or(0);
     let mut padded = vec![0i64; rows.len() * width];
     let mut real = vec![0f32; rows.len() * width];

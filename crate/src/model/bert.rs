@@ -13,6 +13,8 @@ use super::builder::ParamBuilder;
 use super::cpu::{Then, linear, linear_plus};
 use crate::config::BertConfig;
 use crate::device::Placement;
+#[cfg(feature = "native")]
+use crate::error::Error;
 use crate::error::Result;
 use crate::weights::WeightMap;
 
@@ -96,6 +98,13 @@ impl BertLayer {
     }
 
     fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let x = self.attention_block(x, padding);
+        let inner = self.ffn_inner(x.clone());
+        self.ffn_output(inner, x)
+    }
+
+    /// Self-attention, its output projection, the residual and the LayerNorm.
+    fn attention_block(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let context = multi_head_attention(
             linear(&self.query, x.clone(), Then::Nothing),
             linear(&self.key, x.clone(), Then::Nothing),
@@ -104,10 +113,17 @@ impl BertLayer {
             self.heads,
             false,
         );
-        let x = self
-            .attention_norm
-            .forward(linear_plus(&self.attention_output, context, x));
-        let inner = linear(&self.intermediate, x.clone(), Then::Gelu);
+        self.attention_norm
+            .forward(linear_plus(&self.attention_output, context, x))
+    }
+
+    /// The FFN's inner activations, GELU(intermediate(x)): the inputs of its output weight.
+    fn ffn_inner(&self, x: Tensor<3>) -> Tensor<3> {
+        linear(&self.intermediate, x, Then::Gelu)
+    }
+
+    /// The FFN's output projection of `inner`, the residual `x` and the LayerNorm.
+    fn ffn_output(&self, inner: Tensor<3>, x: Tensor<3>) -> Tensor<3> {
         self.output_norm
             .forward(linear_plus(&self.output, inner, x))
     }
@@ -137,6 +153,79 @@ impl BertEncoder {
     /// [`crate::model::ListConRankerModel::check_plan`] for a checkpoint of the encoder alone.
     pub fn check_plan(plan: WeightMap, c: &BertConfig) -> Result<()> {
         Self::load_all(plan, c, &Placement::host_f32()).map(drop)
+    }
+
+    /// Calibrated quantization of the FFN output weights, layer by layer in order: each layer's
+    /// `output.dense` weight is replaced by `replace(layer, hessian, weight)`, where `hessian` is
+    /// `X^T X` (f64, `[inner, inner]` row-major) of the weight's inputs `X` over the real tokens
+    /// of `batches`, as the encoder computes them with the weights replaced so far (so that each
+    /// layer's quantization sees the errors of the ones before it, as GPTQ does), and `weight` is
+    /// the current weight `[hidden, inner]` (row-major f32, the checkpoint's layout). The
+    /// closure returns the weight to compute with from then on, same layout. Native, on the
+    /// host: every Hessian is read back.
+    #[cfg(feature = "native")]
+    pub fn recalibrate_ffn_outputs(
+        &mut self,
+        batches: &[super::TokenBatch],
+        mut replace: impl FnMut(usize, Vec<f64>, Vec<f32>) -> Result<Vec<f32>>,
+    ) -> Result<()> {
+        use burn::module::Param;
+        use burn::tensor::TensorData;
+
+        let read = |t: Tensor<2>| {
+            t.cast(FloatDType::F32)
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| Error::Execution(format!("{e:?}")))
+        };
+        // (hidden states entering the next layer, padding keys, real-token mask [b, s, 1]).
+        let mut states: Vec<(Tensor<3>, Tensor<2, Bool>, Tensor<3>)> = batches
+            .iter()
+            .map(|b| {
+                let padding = b.real.clone().equal_elem(0.0);
+                let mask = b.real.clone().unsqueeze_dim::<3>(2);
+                (self.embeddings.forward(b.ids.clone()), padding, mask)
+            })
+            .collect();
+        for (n, layer) in self.layers.iter_mut().enumerate() {
+            let [inner_size, hidden] = layer.output.weight.dims();
+            let mut hessian = vec![0f64; inner_size * inner_size];
+            let mut attended = Vec::with_capacity(states.len());
+            for (x, padding, mask) in &states {
+                let a = layer.attention_block(x.clone(), padding.clone());
+                // Padding rows zeroed: they add nothing to X^T X.
+                let inner = layer.ffn_inner(a.clone()).cast(FloatDType::F32) * mask.clone();
+                let [b, s, i] = inner.dims();
+                let rows = inner.reshape([b * s, i]);
+                let product = read(rows.clone().transpose().matmul(rows))?;
+                for (h, v) in hessian.iter_mut().zip(product) {
+                    *h += f64::from(v);
+                }
+                attended.push(a);
+            }
+            let device = layer.output.weight.val().device();
+            let dtype = layer.output.weight.val().dtype();
+            let current = read(layer.output.weight.val().transpose())?;
+            let replaced = replace(n, hessian, current)?;
+            if replaced.len() != hidden * inner_size {
+                return Err(Error::checkpoint(
+                    format!("bert.encoder.layer.{n}.output.dense.weight"),
+                    format!(
+                        "a replacement of {} values for [{hidden}, {inner_size}]",
+                        replaced.len()
+                    ),
+                ));
+            }
+            let weight: Tensor<2> = Tensor::from_data(
+                TensorData::new(replaced, [hidden, inner_size]),
+                (&device, dtype),
+            );
+            layer.output.weight = Param::from_tensor(weight.transpose());
+            for ((x, _, _), a) in states.iter_mut().zip(attended) {
+                *x = layer.ffn_output(layer.ffn_inner(a.clone()), a);
+            }
+        }
+        Ok(())
     }
 
     /// Mean-pooled last hidden state of each text.

@@ -198,6 +198,33 @@ impl WeightMap {
         ))
     }
 
+    /// Keeps only the tensors whose keys `keep` accepts.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.entries.retain(|key, _| keep(key));
+    }
+
+    /// Changes every host tensor's values in place with `change(key, tensor)` (the shape must
+    /// stay; uploaded and checked tensors are left alone), re-checking that they are finite.
+    pub fn change_host_values(
+        &mut self,
+        mut change: impl FnMut(&str, &mut RawTensor) -> Result<()>,
+    ) -> Result<()> {
+        for (key, entry) in &mut self.entries {
+            if let Weight::Host(raw) = &mut entry.weight {
+                let shape = raw.shape.clone();
+                change(key, raw)?;
+                if raw.shape != shape || raw.data.len() != shape.iter().product::<usize>() {
+                    return Err(Error::checkpoint(
+                        &entry.file,
+                        format!("tensor `{}` changed its shape", display_key(key)),
+                    ));
+                }
+                entry.finite = raw.all_finite();
+            }
+        }
+        Ok(())
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
     }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use listconranker::Result;
-use listconranker::convert::convert;
+use listconranker::convert::{calibrate_q4, convert, read_calibration_texts};
 use listconranker::weights::bundle::{BundleDtype, ConvertOptions};
 
 /// The stored type of a bundle's weights (the CLI's names for [`BundleDtype`]).
@@ -20,7 +20,8 @@ enum StoredDtype {
     /// int8 Linear weights and word embeddings (one f16 scale per block of a row), the rest
     /// f16: about a quarter of f32.
     Q8,
-    /// 4-bit encoder Linear weights (one f16 scale per block), the rest as in q8.
+    /// 4-bit encoder FFN output weights (one f16 scale per block), the rest as in q8; with
+    /// --calibration the 4-bit weights are chosen by GPTQ on that text.
     Q4,
 }
 
@@ -59,6 +60,13 @@ pub struct ConvertArgs {
     /// Most encoder layers per weight shard (default: the size alone decides).
     #[arg(long)]
     layers_per_shard: Option<usize>,
+    /// q4 only: calibration text (UTF-8, one text per line, at most 4096 texts and 16 MiB; a
+    /// few hundred passages in the model's language, like what it will rank). The 4-bit
+    /// weights are then chosen by GPTQ against the encoder's activations on it, which keeps
+    /// the rankings far closer to f32 than rounding to nearest (docs/quantization.md). Loads
+    /// the f32 encoder in memory and takes minutes on a CPU for the released model.
+    #[arg(long)]
+    calibration: Option<PathBuf>,
 }
 
 fn default_block() -> usize {
@@ -67,12 +75,46 @@ fn default_block() -> usize {
 
 pub fn run(args: &ConvertArgs) -> Result<()> {
     let started = Instant::now();
-    let options = ConvertOptions {
+    let mut options = ConvertOptions {
         dtype: args.dtype.into(),
         block: args.block,
         layers_per_shard: args.layers_per_shard.unwrap_or(usize::MAX),
         shard_bytes: args.shard_mb.saturating_mul(1 << 20),
+        calibrated: None,
     };
+    if let Some(path) = &args.calibration {
+        let texts = read_calibration_texts(path)?;
+        let calibrating = Instant::now();
+        eprintln!(
+            "calibrating the 4-bit weights by GPTQ on {} texts",
+            texts.len()
+        );
+        let calibrated = calibrate_q4(&args.model, &texts, &options, |done, layers| {
+            eprintln!(
+                "  layer {done}/{layers} ({:.1} s)",
+                calibrating.elapsed().as_secs_f64()
+            );
+        })?;
+        if calibrated.weights.is_empty() {
+            eprintln!(
+                "no weight of this model takes 4-bit blocks of {}: nothing to calibrate",
+                args.block
+            );
+        } else {
+            eprintln!(
+                "calibrated {} weights on {} tokens in {:.1} s",
+                calibrated.weights.len(),
+                calibrated.calibration.tokens,
+                calibrating.elapsed().as_secs_f64()
+            );
+            options.calibrated = Some(calibrated);
+        }
+    } else if matches!(args.dtype, StoredDtype::Q4) {
+        eprintln!(
+            "note: q4 without --calibration rounds its 4-bit weights to nearest, which moves the \
+             rankings more (docs/quantization.md)"
+        );
+    }
     let manifest = convert(&args.model, &args.out, &options)?;
     for file in &manifest.files {
         eprintln!(

@@ -19,10 +19,13 @@ mod reader;
 mod writer;
 
 pub use listconranker_formats::bundle::{
-    BUNDLE_FORMAT, BUNDLE_VERSION, BundleDtype, BundleFile, MANIFEST_FILE, Manifest, Quantization,
+    BUNDLE_FORMAT, BUNDLE_VERSION, BundleDtype, BundleFile, Calibration, MANIFEST_FILE, Manifest,
+    Quantization,
 };
+#[cfg(feature = "native")]
+pub use quantization::Storage;
 pub use reader::{BundleParts, BundleReader, PlanCheck};
 #[cfg(feature = "native")]
 pub use reader::{is_bundle, read_bundle_dir, sha256_hex};
 #[cfg(feature = "native")]
-pub use writer::{BundleSource, ConvertOptions, write_bundle};
+pub use writer::{BundleSource, CalibratedWeights, ConvertOptions, write_bundle};

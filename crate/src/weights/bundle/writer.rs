@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use listconranker_formats::bundle::{BundleDtype, FLOAT_BUNDLE_VERSION, Quantization};
-use listconranker_formats::quantize::{DEFAULT_BLOCK, SCALE_SUFFIX, Scheme, quantize};
+use listconranker_formats::bundle::{BundleDtype, Calibration, FLOAT_BUNDLE_VERSION, Quantization};
+use listconranker_formats::quantize::{DEFAULT_BLOCK, Quantized, SCALE_SUFFIX, Scheme, quantize};
 
 use super::quantization::Storage;
 use super::reader::{PlanCheck, is_bundle, read_bundle_dir, sha256_hex};
@@ -34,6 +34,18 @@ pub struct ConvertOptions {
     /// Most bytes of tensor data in one shard (a single tensor larger than this gets a shard
     /// of its own). Shards hold whole layers where they fit.
     pub shard_bytes: u64,
+    /// Weights already quantized by a calibrated method (GPTQ), written as they are instead
+    /// of rounding the source's values to nearest.
+    pub calibrated: Option<CalibratedWeights>,
+}
+
+/// Quantized weights chosen by calibration (`crate::convert`'s GPTQ), by canonical key, in the
+/// scheme the bundle's dtype gives each key, and the manifest's record of how.
+#[derive(Debug, Clone)]
+pub struct CalibratedWeights {
+    pub weights: BTreeMap<String, Quantized>,
+    /// `tensors` is filled from `weights`' keys when the manifest is written.
+    pub calibration: Calibration,
 }
 
 impl Default for ConvertOptions {
@@ -43,6 +55,7 @@ impl Default for ConvertOptions {
             block: DEFAULT_BLOCK,
             layers_per_shard: usize::MAX,
             shard_bytes: 64 << 20,
+            calibrated: None,
         }
     }
 }
@@ -152,10 +165,15 @@ impl BundleSource {
             }
             Some(dtype) => dtype,
         };
+        let calibration = options.calibrated.as_ref().map(|c| Calibration {
+            tensors: c.weights.keys().cloned().collect(),
+            ..c.calibration.clone()
+        });
         Ok(Some(Quantization {
             scheme: options.dtype.name().into(),
             block_size: Some(options.block),
             quantized_from: quantized_from.name().into(),
+            calibration,
         }))
     }
 }
@@ -371,8 +389,13 @@ struct StoredTensor {
 }
 
 /// Encodes one tensor as `storage` says: one float tensor, or quantized values and their
-/// scales (`<key>.scale`).
-fn stored_tensors(key: &str, tensor: &RawTensor, storage: Storage) -> Result<Vec<StoredTensor>> {
+/// scales (`<key>.scale`), rounded to nearest unless `calibrated` holds them already.
+fn stored_tensors(
+    key: &str,
+    tensor: &RawTensor,
+    storage: Storage,
+    calibrated: Option<&Quantized>,
+) -> Result<Vec<StoredTensor>> {
     let float = |dtype, bytes| StoredTensor {
         name: key.to_string(),
         dtype,
@@ -393,7 +416,13 @@ fn stored_tensors(key: &str, tensor: &RawTensor, storage: Storage) -> Result<Vec
                 .collect(),
         )],
         Storage::Quantized(scheme) => {
-            let q = quantize(scheme, key, &tensor.shape, &tensor.data)?;
+            let q = match calibrated {
+                Some(q) => {
+                    check_calibrated(key, &tensor.shape, scheme, q)?;
+                    q.clone()
+                }
+                None => quantize(scheme, key, &tensor.shape, &tensor.data)?,
+            };
             let values_dtype = match scheme {
                 Scheme::Q8Blocks { .. } => safetensors::Dtype::I8,
                 Scheme::Q4Blocks { .. } => safetensors::Dtype::U8,
@@ -416,6 +445,34 @@ fn stored_tensors(key: &str, tensor: &RawTensor, storage: Storage) -> Result<Vec
     })
 }
 
+/// Checks that a calibrated weight has the stored shapes `scheme` gives a weight of `shape`.
+fn check_calibrated(key: &str, shape: &[usize], scheme: Scheme, q: &Quantized) -> Result<()> {
+    let (rows, cols) = match shape {
+        [rows, cols] => (*rows, *cols),
+        _ => (0, 0),
+    };
+    let (stored_cols, block) = match scheme {
+        Scheme::Q8Blocks { block } => (cols, block),
+        Scheme::Q4Blocks { block } => (cols / 2, block),
+    };
+    let blocks = if block > 0 { cols / block } else { 0 };
+    if q.values_shape != [rows, stored_cols]
+        || q.scales_shape != [rows, blocks]
+        || q.values.len() != rows * stored_cols
+        || q.scales.len() != rows * blocks
+    {
+        return Err(Error::checkpoint(
+            key,
+            format!(
+                "a calibrated weight stored as values {:?} and scales {:?}, not as {scheme:?} \
+                 stores a weight of shape {shape:?}",
+                q.values_shape, q.scales_shape
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads the plan's tensors from the source and writes them as one safetensors file.
 fn write_shard(
     source: &mut SourceTensors,
@@ -427,7 +484,16 @@ fn write_shard(
     let mut stored = Vec::with_capacity(plan.tensors.len());
     for entry in &plan.tensors {
         let storage = Storage::of(&entry.key, &entry.shape, options.dtype, options.block);
-        stored.extend(stored_tensors(&entry.key, &source.take(entry)?, storage)?);
+        let calibrated = options
+            .calibrated
+            .as_ref()
+            .and_then(|c| c.weights.get(&entry.key));
+        stored.extend(stored_tensors(
+            &entry.key,
+            &source.take(entry)?,
+            storage,
+            calibrated,
+        )?);
     }
     let views = stored
         .iter()
@@ -550,6 +616,31 @@ fn resolved(path: &Path) -> Option<PathBuf> {
     })
 }
 
+/// Every calibrated weight must be a tensor of the source that the bundle quantizes: one that
+/// is not would be dropped silently.
+fn check_calibrated_keys(entries: &[TensorEntry], options: &ConvertOptions) -> Result<()> {
+    let Some(calibrated) = &options.calibrated else {
+        return Ok(());
+    };
+    for key in calibrated.weights.keys() {
+        let quantized = entries.iter().any(|e| {
+            &e.key == key
+                && matches!(
+                    Storage::of(&e.key, &e.shape, options.dtype, options.block),
+                    Storage::Quantized(_)
+                )
+        });
+        if !quantized {
+            return Err(Error::input(format!(
+                "calibrated weight `{key}` is not a tensor that a {} bundle of this model \
+                 quantizes",
+                options.dtype.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Writes `source` as a bundle at `out_dir`: into a fresh directory beside it, which
 /// `validate` checks (the caller loads it, as a model), and which then replaces `out_dir` (an
 /// older bundle there, or nothing). `model_dir` is where the source came from (an output inside
@@ -574,13 +665,15 @@ pub fn write_bundle(
     }
     check_output(model_dir, out_dir)?;
     let quantization = source.quantization(options)?;
+    let entries = source.tensors.entries();
+    check_calibrated_keys(&entries, options)?;
     let BundleSource {
         config,
         tokenizer_json,
         mut tensors,
         ..
     } = source;
-    let plans = plan_shards(tensors.entries(), options);
+    let plans = plan_shards(entries, options);
     let staging = StagingDir::beside(out_dir)?;
     let mut files = vec![staging.write("tokenizer.json", &tokenizer_json)?];
     for (position, plan) in plans.iter().enumerate() {
@@ -633,6 +726,7 @@ mod tests {
             block: DEFAULT_BLOCK,
             layers_per_shard: usize::MAX,
             shard_bytes: 100 * 4,
+            calibrated: None,
         };
         let plans = plan_shards(entries, &options);
         let names: Vec<String> = (0..plans.len())
