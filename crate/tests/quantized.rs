@@ -14,12 +14,17 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
+use listconranker::config::BertConfig;
 use listconranker::convert::{
     MAX_CALIBRATION_BYTES, MAX_CALIBRATION_TEXTS, calibrate_q4, convert as write_bundle,
     read_calibration_texts,
 };
+use listconranker::encode::token_batch;
+use listconranker::model::BertEncoder;
+use listconranker::tokenize::TextTokenizer;
 use listconranker::weights::bundle::{BundleDtype, ConvertOptions, Manifest, sha256_hex};
-use listconranker::{LoadOptions, Reranker};
+use listconranker::weights::{find_model_files, load_split_weights};
+use listconranker::{LoadOptions, Placement, Reranker};
 
 const FIXTURE_BLOCK: usize = 8;
 
@@ -281,13 +286,13 @@ fn a_missing_or_misshapen_scale_is_refused_naming_the_tensor() {
     });
     assert_invalid(dir.path(), &[QUERY, "no scale tensor"]);
 
-    // The query weight's scales cut to `shape` (the bytes with them), in a bundle of `dtype`.
-    let with_scales = |dtype, shape: [usize; 2]| {
+    // The scales of `key` cut to `shape` (the bytes with them), in a bundle of `dtype`.
+    let with_scales = |dtype, key: &str, shape: [usize; 2]| {
         let (dir, _) = bundle(dtype);
-        edit_shard(dir.path(), QUERY, |t| {
+        edit_shard(dir.path(), key, |t| {
             let scale = t
                 .iter_mut()
-                .find(|(name, ..)| *name == format!("{QUERY}.scale"))
+                .find(|(name, ..)| *name == format!("{key}.scale"))
                 .unwrap();
             scale.2 = shape.to_vec();
             scale.3.truncate(shape[0] * shape[1] * 2);
@@ -295,11 +300,18 @@ fn a_missing_or_misshapen_scale_is_refused_naming_the_tensor() {
         dir
     };
     // One row of scales short: [15, 2] for 16 rows of 2 blocks.
-    let dir = with_scales(BundleDtype::Q8, [15, 2]);
+    let dir = with_scales(BundleDtype::Q8, QUERY, [15, 2]);
     assert_invalid(dir.path(), &[QUERY, "scales of shape [15, 2]"]);
-    // Blocks of 16 where the manifest says 8.
-    let dir = with_scales(BundleDtype::Q4, [16, 1]);
+    // Blocks of 16 where the manifest says 8: a q8 weight, and the 4-bit FFN output weight of a
+    // q4 bundle ([16, 32]: 4 blocks of 8 per row, 2 of 16).
+    let dir = with_scales(BundleDtype::Q8, QUERY, [16, 1]);
     assert_invalid(dir.path(), &[QUERY, "manifest.json says 8"]);
+    let ffn_output = "bert.encoder.layer.0.output.dense.weight";
+    let dir = with_scales(BundleDtype::Q4, ffn_output, [16, 2]);
+    assert_invalid(
+        dir.path(),
+        &[ffn_output, "q4 blocks of 16", "manifest.json says 8"],
+    );
 
     // A scale whose weight is stored as a float.
     let (dir, _) = bundle(BundleDtype::Q8);
@@ -516,6 +528,8 @@ fn bad_calibration_input_is_refused_before_anything_is_written() {
     input_error(&write("blank.txt", b"\n  \n\n"), &["no text"]);
     input_error(&write("latin1.txt", b"caf\xe9\n"), &["not UTF-8"]);
     input_error(&dir.path().join("missing.txt"), &["missing.txt"]);
+    // Not a regular file (a directory; pipes and devices alike): no size to check first.
+    input_error(dir.path(), &["not a regular file"]);
     let many = "a text\n".repeat(MAX_CALIBRATION_TEXTS + 1);
     input_error(&write("many.txt", many.as_bytes()), &["4097 texts"]);
     // Past the size limit: refused from its size, before reading (a sparse file).
@@ -537,6 +551,15 @@ fn bad_calibration_input_is_refused_before_anything_is_written() {
     };
     let e = calibrate_q4(&zh, &texts, &q8, |_, _| {}).unwrap_err();
     assert_eq!(e.code(), "INPUT_INVALID", "{e}");
+    for block in [0, 7] {
+        let odd = ConvertOptions {
+            dtype: BundleDtype::Q4,
+            block,
+            ..ConvertOptions::default()
+        };
+        let e = calibrate_q4(&zh, &texts, &odd, |_, _| {}).unwrap_err();
+        assert_eq!(e.code(), "INPUT_INVALID", "block {block}: {e}");
+    }
     let q4 = ConvertOptions {
         dtype: BundleDtype::Q4,
         ..q8.clone()
@@ -595,4 +618,77 @@ fn bad_calibration_input_is_refused_before_anything_is_written() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("INPUT_INVALID"), "{stderr}");
     assert!(!target.exists());
+}
+
+/// The encoder of a fixture (its `bert.*` tensors) on the host in f32, and its tokenizer.
+fn fixture_encoder(model: &str) -> (BertEncoder, TextTokenizer) {
+    let files = find_model_files(&model_dir(model)).unwrap();
+    let bert = BertConfig::from_file(&files.encoder.config).unwrap();
+    let mut weights = load_split_weights(&files).unwrap();
+    weights.retain(|key| key.starts_with("bert."));
+    let encoder = BertEncoder::load_all(weights, &bert, &Placement::host_f32()).unwrap();
+    let mut tokenizer = TextTokenizer::from_files(&files.encoder.tokenizer).unwrap();
+    tokenizer
+        .set_max_length(bert.max_position_embeddings.min(512))
+        .unwrap();
+    (encoder, tokenizer)
+}
+
+#[test]
+fn calibration_hessians_count_real_tokens_only_and_an_identity_replacement_changes_nothing() {
+    for model in MODELS {
+        let (mut padded, tokenizer) = fixture_encoder(model);
+        let (mut one_by_one, _) = fixture_encoder(model);
+        let (untouched, _) = fixture_encoder(model);
+        let texts = fixture_texts(model);
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let ids = tokenizer.encode_all(&refs).unwrap();
+        let device = Placement::host_f32().device().clone();
+        let all: Vec<usize> = (0..ids.len()).collect();
+        // Texts of different lengths in one padded batch, and each text alone (no padding):
+        // the Hessians must agree if padding is left out.
+        let batch = || token_batch(&ids, &all, &device);
+        let singles: Vec<_> = (0..ids.len())
+            .map(|i| token_batch(&ids, &[i], &device))
+            .collect();
+        let record = |into: &mut Vec<Vec<f64>>, hessian: Vec<f64>, weight: Vec<f32>| {
+            into.push(hessian);
+            Ok(weight)
+        };
+        let (mut from_padded, mut from_singles) = (Vec::new(), Vec::new());
+        padded
+            .recalibrate_ffn_outputs(&[batch()], |_, h, w| record(&mut from_padded, h, w))
+            .unwrap();
+        one_by_one
+            .recalibrate_ffn_outputs(&singles, |_, h, w| record(&mut from_singles, h, w))
+            .unwrap();
+        assert!(!from_padded.is_empty());
+        for (layer, (a, b)) in from_padded.iter().zip(&from_singles).enumerate() {
+            let scale = a.iter().fold(0f64, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs()));
+            assert!(scale > 0.0, "{model} layer {layer}: an empty Hessian");
+            assert!(
+                worst <= 1e-5 * scale,
+                "{model} layer {layer}: padded and unpadded Hessians differ by {worst:e} (of {scale:e})"
+            );
+        }
+        // Returning each weight unchanged leaves the encoder computing what it did.
+        let pooled = |encoder: &BertEncoder| {
+            let b = batch();
+            encoder
+                .forward_pooled(b.ids, b.real)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let (before, after) = (pooled(&untouched), pooled(&padded));
+        let worst = before
+            .iter()
+            .zip(&after)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            worst <= 1e-6,
+            "{model}: identity replacement moved pooled features by {worst:e}"
+        );
+    }
 }

@@ -129,7 +129,7 @@ test('full-size f16 bundle: wasm memory under 512 MB, second load from IndexedDB
   await page.close();
 });
 
-// Keeping every shard of the q4 bundle (237 MiB) and the largest tensor decoded to f32 (the word
+// Keeping every shard of the q4 bundle (338 MiB) and the largest tensor decoded to f32 (the word
 // table, 83 MiB) would take more than this.
 const Q4_MEMORY_MIB = 320;
 

@@ -5,9 +5,12 @@
 //! rounding errors the model will really make before it. The stored format is the same as
 //! rounding to nearest; only the chosen levels and scales differ.
 //!
-//! Memory: the source's encoder in f32 (the released model: ~1.3 GB) plus one Hessian (`inner^2`
-//! f64: 128 MiB at 4096) and the calibration texts' hidden states; the streaming convert's
-//! bound (one shard) does not hold while calibrating.
+//! Memory: the source's weights in f32 while read (the list head is dropped once read; the
+//! released model's encoder: ~1.3 GB), one Hessian (`inner^2` f64: 128 MiB at 4096), and the
+//! calibration texts' hidden states twice (2 x tokens x hidden x 4 bytes, padding included:
+//! ~200 MB for 24k tokens at width 1024; capped by [`MAX_CALIBRATION_TOKENS`]). The streaming
+//! convert's bound (one shard) does not hold while calibrating: 2.56 GB peak for the released
+//! model's sizes on 256 texts.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -38,6 +41,11 @@ pub const MAX_CALIBRATION_BYTES: u64 = 16 << 20;
 pub const MAX_CALIBRATION_TEXTS: usize = 4096;
 /// Texts are truncated to this many tokens (or the model's positions, if fewer).
 const MAX_TOKENS: usize = 512;
+/// The most real tokens of all calibration texts together: the hidden states of every text are
+/// held through the layers (twice, as f32: ~1 GiB at the released width of 1024).
+pub const MAX_CALIBRATION_TOKENS: usize = 131_072;
+/// The widest FFN calibrated: its `X^T X` is `inner^2` f64 (2 GiB at 16384).
+const MAX_FFN_WIDTH: usize = 16_384;
 /// Padded tokens per encoder batch while calibrating.
 const BATCH_TOKENS: usize = 8192;
 /// GPTQ as measured in docs/quantization.md: dampening 1 % of the mean diagonal, each block's
@@ -51,17 +59,34 @@ pub const GPTQ_OPTIONS: GptqOptions = GptqOptions {
 /// [`MAX_CALIBRATION_BYTES`], not UTF-8, without a text, or with more than
 /// [`MAX_CALIBRATION_TEXTS`].
 pub fn read_calibration_texts(path: &Path) -> Result<Vec<String>> {
+    use std::io::Read;
+
     let shown = path.display();
-    let size = std::fs::metadata(path)
-        .map_err(|e| Error::input(format!("calibration file {shown}: {e}")))?
-        .len();
-    if size > MAX_CALIBRATION_BYTES {
+    let fail = |e: std::io::Error| Error::input(format!("calibration file {shown}: {e}"));
+    let file = std::fs::File::open(path).map_err(fail)?;
+    let meta = file.metadata().map_err(fail)?;
+    // A pipe or a device has no size to check first: only regular files are read.
+    if !meta.is_file() {
         return Err(Error::input(format!(
-            "calibration file {shown}: {size} bytes, more than the {MAX_CALIBRATION_BYTES} read"
+            "calibration file {shown}: not a regular file"
         )));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::input(format!("calibration file {shown}: {e}")))?;
+    let too_big = || {
+        Error::input(format!(
+            "calibration file {shown}: more than the {MAX_CALIBRATION_BYTES} bytes read"
+        ))
+    };
+    if meta.len() > MAX_CALIBRATION_BYTES {
+        return Err(too_big());
+    }
+    // Bounded even if the file grows after the check.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_CALIBRATION_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(fail)?;
+    if bytes.len() as u64 > MAX_CALIBRATION_BYTES {
+        return Err(too_big());
+    }
     let text = String::from_utf8(bytes)
         .map_err(|e| Error::input(format!("calibration file {shown}: not UTF-8 ({e})")))?;
     let texts: Vec<String> = text
@@ -103,7 +128,18 @@ pub fn calibrate_q4(
     if texts.is_empty() {
         return Err(Error::input("calibration needs at least one text"));
     }
+    if options.block < 2 || options.block % 2 != 0 {
+        return Err(Error::input(
+            "the block size must be an even number of at least 2",
+        ));
+    }
     let (bert, mut weights, mut tokenizer) = read_encoder(model_dir)?;
+    if bert.intermediate_size > MAX_FFN_WIDTH {
+        return Err(Error::input(format!(
+            "intermediate_size {} is wider than the {MAX_FFN_WIDTH} calibration handles",
+            bert.intermediate_size
+        )));
+    }
     let ffn_output = |n: usize| format!("bert.encoder.layer.{n}.output.dense.weight");
     let ffn_shape = [bert.hidden_size, bert.intermediate_size];
     let four_bit = |key: &str| match Storage::of(key, &ffn_shape, options.dtype, options.block) {
@@ -137,6 +173,13 @@ pub fn calibrate_q4(
     let ids = tokenizer.encode_all(&refs)?;
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     calibrated.calibration.tokens = lengths.iter().sum();
+    if calibrated.calibration.tokens > MAX_CALIBRATION_TOKENS {
+        return Err(Error::input(format!(
+            "the calibration texts hold {} tokens, more than the {MAX_CALIBRATION_TOKENS} used \
+             (fewer or shorter texts)",
+            calibrated.calibration.tokens
+        )));
+    }
     let batches: Vec<_> = length_batches(&lengths, BATCH_TOKENS, MAX_TEXTS_PER_BATCH)
         .iter()
         .map(|rows| token_batch(&ids, rows, placement.device()))

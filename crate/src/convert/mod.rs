@@ -7,8 +7,8 @@
 mod calibration;
 
 pub use calibration::{
-    GPTQ_OPTIONS, MAX_CALIBRATION_BYTES, MAX_CALIBRATION_TEXTS, calibrate_q4,
-    read_calibration_texts,
+    GPTQ_OPTIONS, MAX_CALIBRATION_BYTES, MAX_CALIBRATION_TEXTS, MAX_CALIBRATION_TOKENS,
+    calibrate_q4, read_calibration_texts,
 };
 
 use std::path::Path;

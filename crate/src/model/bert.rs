@@ -189,7 +189,12 @@ impl BertEncoder {
             .collect();
         for (n, layer) in self.layers.iter_mut().enumerate() {
             let [inner_size, hidden] = layer.output.weight.dims();
-            let mut hessian = vec![0f64; inner_size * inner_size];
+            let Some(cells) = inner_size.checked_mul(inner_size).filter(|&n| n <= 1 << 28) else {
+                return Err(Error::input(format!(
+                    "an FFN of {inner_size} inputs is too wide to calibrate"
+                )));
+            };
+            let mut hessian = vec![0f64; cells];
             let mut attended = Vec::with_capacity(states.len());
             for (x, padding, mask) in &states {
                 let a = layer.attention_block(x.clone(), padding.clone());

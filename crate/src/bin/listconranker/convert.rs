@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use listconranker::Result;
 use listconranker::convert::{calibrate_q4, convert, read_calibration_texts};
-use listconranker::weights::bundle::{BundleDtype, ConvertOptions};
+use listconranker::weights::bundle::{BundleDtype, ConvertOptions, check_convert_request};
 
 /// The stored type of a bundle's weights (the CLI's names for [`BundleDtype`]).
 #[derive(Clone, Copy, ValueEnum)]
@@ -83,6 +83,8 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         calibrated: None,
     };
     if let Some(path) = &args.calibration {
+        // Refused now rather than after minutes of calibration.
+        check_convert_request(&args.model, &args.out, &options)?;
         let texts = read_calibration_texts(path)?;
         let calibrating = Instant::now();
         eprintln!(

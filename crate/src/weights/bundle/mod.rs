@@ -28,4 +28,6 @@ pub use reader::{BundleParts, BundleReader, PlanCheck};
 #[cfg(feature = "native")]
 pub use reader::{is_bundle, read_bundle_dir, sha256_hex};
 #[cfg(feature = "native")]
-pub use writer::{BundleSource, CalibratedWeights, ConvertOptions, write_bundle};
+pub use writer::{
+    BundleSource, CalibratedWeights, ConvertOptions, check_convert_request, write_bundle,
+};

@@ -34,7 +34,7 @@ impl Storage {
                 let q4 = Scheme::Q4Blocks { block };
                 let q8 = match shape {
                     // One block per row where the block does not divide it.
-                    [_, cols] if *cols > 0 && cols % block != 0 => {
+                    [_, cols] if *cols > 0 && (block == 0 || cols % block != 0) => {
                         Scheme::Q8Blocks { block: *cols }
                     }
                     _ => Scheme::Q8Blocks { block },

@@ -165,10 +165,14 @@ impl BundleSource {
             }
             Some(dtype) => dtype,
         };
-        let calibration = options.calibrated.as_ref().map(|c| Calibration {
-            tensors: c.weights.keys().cloned().collect(),
-            ..c.calibration.clone()
-        });
+        let calibration = options
+            .calibrated
+            .as_ref()
+            .filter(|c| !c.weights.is_empty())
+            .map(|c| Calibration {
+                tensors: c.weights.keys().cloned().collect(),
+                ..c.calibration.clone()
+            });
         Ok(Some(Quantization {
             scheme: options.dtype.name().into(),
             block_size: Some(options.block),
@@ -574,6 +578,28 @@ impl StagingDir {
     }
 }
 
+/// Checks a convert's options and output before any work (a calibrated convert runs this before
+/// its minutes of calibration): shard limits, an even block of at least 2 for quantized dtypes,
+/// and [`check_output`].
+pub fn check_convert_request(
+    model_dir: &Path,
+    out_dir: &Path,
+    options: &ConvertOptions,
+) -> Result<()> {
+    if options.layers_per_shard == 0 {
+        return Err(Error::input("layers per shard must be at least 1"));
+    }
+    if options.shard_bytes == 0 {
+        return Err(Error::input("the shard size must be at least 1 byte"));
+    }
+    if options.dtype.is_quantized() && (options.block < 2 || options.block % 2 != 0) {
+        return Err(Error::input(
+            "the block size must be an even number of at least 2",
+        ));
+    }
+    check_output(model_dir, out_dir)
+}
+
 /// Refuses an output that would destroy the source or the user's files: `out_dir` equal to or
 /// inside the source, a symlink, or an existing directory that is neither empty nor a bundle.
 fn check_output(model_dir: &Path, out_dir: &Path) -> Result<()> {
@@ -622,15 +648,16 @@ fn check_calibrated_keys(entries: &[TensorEntry], options: &ConvertOptions) -> R
     let Some(calibrated) = &options.calibrated else {
         return Ok(());
     };
-    for key in calibrated.weights.keys() {
-        let quantized = entries.iter().any(|e| {
-            &e.key == key
-                && matches!(
-                    Storage::of(&e.key, &e.shape, options.dtype, options.block),
-                    Storage::Quantized(_)
-                )
+    for (key, weight) in &calibrated.weights {
+        let stored = entries.iter().find_map(|e| {
+            match Storage::of(&e.key, &e.shape, options.dtype, options.block) {
+                Storage::Quantized(scheme) if &e.key == key => Some((e, scheme)),
+                _ => None,
+            }
         });
-        if !quantized {
+        if let Some((entry, scheme)) = stored {
+            check_calibrated(key, &entry.shape, scheme, weight)?;
+        } else {
             return Err(Error::input(format!(
                 "calibrated weight `{key}` is not a tensor that a {} bundle of this model \
                  quantizes",
@@ -652,18 +679,7 @@ pub fn write_bundle(
     options: &ConvertOptions,
     validate: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<Manifest> {
-    if options.layers_per_shard == 0 {
-        return Err(Error::input("layers per shard must be at least 1"));
-    }
-    if options.shard_bytes == 0 {
-        return Err(Error::input("the shard size must be at least 1 byte"));
-    }
-    if options.dtype.is_quantized() && (options.block < 2 || options.block % 2 != 0) {
-        return Err(Error::input(
-            "the block size must be an even number of at least 2",
-        ));
-    }
-    check_output(model_dir, out_dir)?;
+    check_convert_request(model_dir, out_dir, options)?;
     let quantization = source.quantization(options)?;
     let entries = source.tensors.entries();
     check_calibrated_keys(&entries, options)?;
