@@ -47,6 +47,26 @@ pub struct Quantized {
     pub scales_shape: Vec<usize>,
 }
 
+impl Quantized {
+    /// The f32 values a reader decodes from this weight stored as `scheme` (row-major, the
+    /// weight's shape); `name` (the weight's key) is for errors.
+    pub fn dequantize(&self, scheme: Scheme, name: &str) -> Result<Vec<f32>> {
+        let scales: Vec<u8> = self.scales.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let kind = match scheme {
+            Scheme::Q8Blocks { .. } => ValuesKind::I8,
+            Scheme::Q4Blocks { .. } => ValuesKind::U8,
+        };
+        let stored = StoredQuantized {
+            scheme_of_values: kind,
+            values: &self.values,
+            values_shape: &self.values_shape,
+            scales: &scales,
+            scales_shape: &self.scales_shape,
+        };
+        Ok(dequantize(name, name, &stored, Some(scheme.block()))?.1)
+    }
+}
+
 impl Scheme {
     fn qmax(self) -> f32 {
         match self {
@@ -254,20 +274,8 @@ mod tests {
 
     fn round_trip(scheme: Scheme, shape: &[usize], data: &[f32]) -> Vec<f32> {
         let q = quantize(scheme, "w", shape, data).unwrap();
-        let scales: Vec<u8> = q.scales.iter().flat_map(|s| s.to_le_bytes()).collect();
-        let kind = match scheme {
-            Scheme::Q8Blocks { .. } => ValuesKind::I8,
-            Scheme::Q4Blocks { .. } => ValuesKind::U8,
-        };
-        let stored = StoredQuantized {
-            scheme_of_values: kind,
-            values: &q.values,
-            values_shape: &q.values_shape,
-            scales: &scales,
-            scales_shape: &q.scales_shape,
-        };
-        let (decoded_shape, decoded) = dequantize("f", "w", &stored, None).unwrap();
-        assert_eq!(decoded_shape, shape);
+        let decoded = q.dequantize(scheme, "w").unwrap();
+        assert_eq!(decoded.len(), shape.iter().product::<usize>());
         decoded
     }
 

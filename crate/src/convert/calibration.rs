@@ -18,9 +18,7 @@ use std::path::Path;
 
 use listconranker_formats::bundle::{BundleDtype, Calibration};
 use listconranker_formats::gptq::{GptqOptions, gptq_quantize};
-use listconranker_formats::quantize::{
-    Quantized, Scheme, StoredQuantized, ValuesKind, dequantize, quantize,
-};
+use listconranker_formats::quantize::{Scheme, quantize};
 
 use crate::config::BertConfig;
 use crate::device::Placement;
@@ -194,7 +192,7 @@ pub fn calibrate_q4(
             return Ok(weight);
         };
         let q = gptq_quantize(scheme, &key, &ffn_shape, &weight, &hessian, &GPTQ_OPTIONS)?;
-        let values = dequantized(&key, &q, scheme)?;
+        let values = q.dequantize(scheme, &key)?;
         calibrated.weights.insert(key, q);
         progress(n + 1, layers);
         Ok(values)
@@ -245,26 +243,9 @@ fn store_as_the_bundle_will(weights: &mut WeightMap, options: &ConvertOptions) -
             }
             Storage::Quantized(scheme @ Scheme::Q8Blocks { .. }) => {
                 let q = quantize(scheme, key, &tensor.shape, &tensor.data)?;
-                tensor.data = dequantized(key, &q, scheme)?;
+                tensor.data = q.dequantize(scheme, key)?;
             }
         }
         Ok(())
     })
-}
-
-/// The f32 values a loader decodes from `q`.
-fn dequantized(key: &str, q: &Quantized, scheme: Scheme) -> Result<Vec<f32>> {
-    let scales: Vec<u8> = q.scales.iter().flat_map(|s| s.to_le_bytes()).collect();
-    let (kind, block) = match scheme {
-        Scheme::Q8Blocks { block } => (ValuesKind::I8, block),
-        Scheme::Q4Blocks { block } => (ValuesKind::U8, block),
-    };
-    let stored = StoredQuantized {
-        scheme_of_values: kind,
-        values: &q.values,
-        values_shape: &q.values_shape,
-        scales: &scales,
-        scales_shape: &q.scales_shape,
-    };
-    Ok(dequantize("calibration", key, &stored, Some(block))?.1)
 }
