@@ -97,10 +97,13 @@ if [ -z "${LCR_SKIP_FUZZ:-}" ]; then
             mkdir -p "$work/$target"
             cp corpus/"$target"/* "$work/$target/"
             log="$work/$target.log"
-            if ! cargo "+$nightly" fuzz run "$target" "$work/$target" -- \
+            # One thread in `tokenizers`: a panic on a worker thread aborts before libFuzzer
+            # can save the input that caused it.
+            if ! TOKENIZERS_PARALLELISM=false cargo "+$nightly" fuzz run "$target" "$work/$target" -- \
                 -max_total_time="${LCR_FUZZ_SECONDS:-20}" -seed=1 -rss_limit_mb=4096 \
                 -print_final_stats=1 >"$log" 2>&1; then
-                tail -n 80 "$log"
+                grep -m 2 -A 2 "panicked at" "$log" || true
+                tail -n 40 "$log"
                 echo "fuzz target $target crashed: its input is under formats/fuzz/artifacts/$target/" >&2
                 exit 1
             fi

@@ -63,7 +63,10 @@ impl TextTokenizer {
     /// failing on two kinds of input (both found by fuzzing): a syntax error inside the
     /// `decoder` (it buffers that part and `expect`s it to parse), and a `Precompiled`
     /// (SentencePiece) normalizer whose char map does not parse. So: the whole text must be
-    /// JSON, and a `Precompiled` normalizer, which no BERT tokenizer has, is refused.
+    /// JSON, and a `Precompiled` normalizer, which no BERT tokenizer has, is refused. Its
+    /// encoder panics on a third (fuzzing again): a `TemplateProcessing` post-processor whose
+    /// template names a special token it does not define, or puts the pair's second sequence in
+    /// the single-text template; such templates are refused here (`broken_template`).
     pub fn from_json(bytes: &[u8], file: &str) -> Result<Self> {
         let fail = |reason: String| Error::Tokenizer {
             file: file.into(),
@@ -75,6 +78,9 @@ impl TextTokenizer {
             return Err(fail(
                 "a `Precompiled` (SentencePiece) normalizer is not supported".into(),
             ));
+        }
+        if let Some(reason) = broken_template(&value) {
+            return Err(fail(format!("post-processor: {reason}")));
         }
         let inner = Tokenizer::from_bytes(bytes).map_err(|e| fail(e.to_string()))?;
         Ok(Self {
@@ -226,6 +232,59 @@ fn has_precompiled_normalizer(value: &serde_json::Value) -> bool {
         }
         serde_json::Value::Array(items) => items.iter().any(has_precompiled_normalizer),
         _ => false,
+    }
+}
+
+/// Why a `TemplateProcessing` post-processor (any object with its `single`, `pair` or
+/// `special_tokens` fields) anywhere in `value` would make `tokenizers` panic
+/// while encoding (it indexes its special tokens and the encodings without checking): a
+/// template piece naming a special token not in `special_tokens`, a special token whose `ids`
+/// and `tokens` differ in length, or sequence `B` in the `single` template. Shapes that do not
+/// deserialize are left to `tokenizers`, which reports them.
+fn broken_template(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            // By its fields, not its `type`: `tokenizers` reads post-processors untagged, so
+            // a misspelt type still makes a template.
+            if ["single", "pair", "special_tokens"]
+                .iter()
+                .any(|field| map.contains_key(*field))
+            {
+                let special = map.get("special_tokens").and_then(Value::as_object);
+                for (name, token) in special.into_iter().flatten() {
+                    let len = |field| token.get(field).and_then(Value::as_array).map(Vec::len);
+                    if len("ids") != len("tokens") {
+                        return Some(format!(
+                            "special token `{name}` has a different number of ids and tokens"
+                        ));
+                    }
+                }
+                for template in ["single", "pair"] {
+                    let pieces = map.get(template).and_then(Value::as_array);
+                    for piece in pieces.into_iter().flatten() {
+                        if let Some(id) = piece
+                            .get("SpecialToken")
+                            .and_then(|t| t.get("id"))
+                            .and_then(Value::as_str)
+                            && !special.is_some_and(|s| s.contains_key(id))
+                        {
+                            return Some(format!(
+                                "the {template} template uses special token `{id}`, which \
+                                 special_tokens does not define"
+                            ));
+                        }
+                        let sequence = piece.get("Sequence").and_then(|s| s.get("id"));
+                        if template == "single" && sequence.and_then(Value::as_str) == Some("B") {
+                            return Some("the single template uses sequence B".into());
+                        }
+                    }
+                }
+            }
+            map.values().find_map(broken_template)
+        }
+        Value::Array(items) => items.iter().find_map(broken_template),
+        _ => None,
     }
 }
 
