@@ -86,7 +86,8 @@ export function nativeServer(model, args = []) {
     });
     const onData = async (chunk) => {
       text += chunk;
-      const m = text.match(/listening on (http:\/\/\S+)/);
+      // The address ends where the line goes on: a chunk may end inside it.
+      const m = text.match(/listening on (http:\/\/\S+)\s/);
       if (!m || settled) return;
       settled = true;
       child.stderr.off('data', onData);
