@@ -208,28 +208,7 @@ pub fn gptq_quantize(
         }
     }
 
-    let scales_shape = vec![rows, blocks];
-    Ok(match scheme {
-        Scheme::Q8Blocks { .. } => Quantized {
-            values: levels.iter().map(|&q| q as u8).collect(),
-            values_shape: vec![rows, cols],
-            scales,
-            scales_shape,
-        },
-        Scheme::Q4Blocks { .. } => Quantized {
-            values: levels
-                .chunks_exact(2)
-                .map(|pair| nibble(pair[0]) | (nibble(pair[1]) << 4))
-                .collect(),
-            values_shape: vec![rows, cols / 2],
-            scales,
-            scales_shape,
-        },
-    })
-}
-
-fn nibble(q: i8) -> u8 {
-    (q + 8) as u8
+    Ok(Quantized::pack(scheme, rows, cols, &levels, scales))
 }
 
 /// One row's block `wb` (its weights as updated so far, updated in place by the error feedback

@@ -48,6 +48,46 @@ pub struct Quantized {
 }
 
 impl Quantized {
+    /// The stored form of a `[rows, cols]` weight's integer `levels` (row-major) and its block
+    /// `scales`, as `scheme` stores them: q8 as i8 bytes, q4 two values per byte (`q + 8`, the
+    /// even input in the low nibble). Every quantizer ends here.
+    pub(crate) fn pack(
+        scheme: Scheme,
+        rows: usize,
+        cols: usize,
+        levels: &[i8],
+        scales: Vec<f16>,
+    ) -> Quantized {
+        let (values_shape, scales_shape) = scheme.stored_shapes(rows, cols);
+        let values = match scheme {
+            Scheme::Q8Blocks { .. } => levels.iter().map(|&q| q as u8).collect(),
+            Scheme::Q4Blocks { .. } => levels
+                .chunks_exact(2)
+                .map(|pair| nibble(pair[0]) | (nibble(pair[1]) << 4))
+                .collect(),
+        };
+        Quantized {
+            values,
+            values_shape: values_shape.to_vec(),
+            scales,
+            scales_shape: scales_shape.to_vec(),
+        }
+    }
+
+    /// Whether this is `scheme`'s stored form of a weight of `shape`: the shapes and sizes
+    /// [`quantize`] gives it.
+    pub fn is_stored_form_of(&self, scheme: Scheme, shape: &[usize]) -> bool {
+        let [rows, cols] = *shape else {
+            return false;
+        };
+        let (values_shape, scales_shape) = scheme.stored_shapes(rows, cols);
+        scheme.fits(shape)
+            && self.values_shape == values_shape
+            && self.scales_shape == scales_shape
+            && self.values.len() == values_shape[0] * values_shape[1]
+            && self.scales.len() == scales_shape[0] * scales_shape[1]
+    }
+
     /// The f32 values a reader decodes from this weight stored as `scheme` (row-major, the
     /// weight's shape); `name` (the weight's key) is for errors.
     pub fn dequantize(&self, scheme: Scheme, name: &str) -> Result<Vec<f32>> {
@@ -79,6 +119,17 @@ impl Scheme {
     fn block(self) -> usize {
         match self {
             Scheme::Q8Blocks { block } | Scheme::Q4Blocks { block } => block,
+        }
+    }
+
+    /// The shapes of the stored values and scales of a `[rows, cols]` weight that [`fits`].
+    ///
+    /// [`fits`]: Scheme::fits
+    fn stored_shapes(self, rows: usize, cols: usize) -> ([usize; 2], [usize; 2]) {
+        let blocks = cols.checked_div(self.block()).unwrap_or(0);
+        match self {
+            Scheme::Q8Blocks { .. } => ([rows, cols], [rows, blocks]),
+            Scheme::Q4Blocks { .. } => ([rows, cols / 2], [rows, blocks]),
         }
     }
 
@@ -124,23 +175,7 @@ pub fn quantize(scheme: Scheme, name: &str, shape: &[usize], data: &[f32]) -> Re
         }));
         scales.push(scale);
     }
-    Ok(match scheme {
-        Scheme::Q8Blocks { block } => Quantized {
-            values: levels.iter().map(|&q| q as u8).collect(),
-            values_shape: vec![rows, cols],
-            scales,
-            scales_shape: vec![rows, cols / block],
-        },
-        Scheme::Q4Blocks { block } => Quantized {
-            values: levels
-                .chunks_exact(2)
-                .map(|pair| nibble(pair[0]) | (nibble(pair[1]) << 4))
-                .collect(),
-            values_shape: vec![rows, cols / 2],
-            scales,
-            scales_shape: vec![rows, cols / block],
-        },
-    })
+    Ok(Quantized::pack(scheme, rows, cols, &levels, scales))
 }
 
 fn nibble(q: i8) -> u8 {

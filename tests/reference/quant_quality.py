@@ -8,7 +8,7 @@ the float32 scores of the same model on the same lists.
 
 Converts CHECKPOINT into one bundle per dtype with the `listconranker` binary (`convert`; with
 `--calibration`, the dtype `q4-gptq` is `convert --dtype q4 --calibration CALIB.txt`, GPTQ-chosen
-4-bit weights, and is added to the dtypes unless they are given),
+4-bit weights, and is added to the dtypes),
 scores the input (JSON Lines, `["query", "passage", ...]`; e.g. from docstring_lists.py) with
 the checkpoint in float32 and with each bundle (`score`, computed in float32), and compares each
 dtype's scores with the float32 ones. `--f16-compute` adds a row for the float32 checkpoint

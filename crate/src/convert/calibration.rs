@@ -28,7 +28,8 @@ use crate::error::{Error, Result};
 use crate::model::{BertEncoder, ListConRankerModel, ParamBuilder};
 use crate::tokenize::TextTokenizer;
 use crate::weights::bundle::{
-    CalibratedWeights, ConvertOptions, MANIFEST_FILE, Manifest, Storage, is_bundle, read_bundle_dir,
+    CalibratedWeights, ConvertOptions, MANIFEST_FILE, Manifest, Storage, is_bundle,
+    read_bundle_dir, refuse_requantizing,
 };
 use crate::weights::{Destination, RawTensor, WeightMap, find_model_files, load_split_weights};
 
@@ -126,12 +127,8 @@ pub fn calibrate_q4(
     if texts.is_empty() {
         return Err(Error::input("calibration needs at least one text"));
     }
-    if options.block < 2 || options.block % 2 != 0 {
-        return Err(Error::input(
-            "the block size must be an even number of at least 2",
-        ));
-    }
-    let (bert, mut weights, mut tokenizer) = read_encoder(model_dir)?;
+    options.check()?;
+    let (bert, mut weights, mut tokenizer) = read_encoder(model_dir, options.dtype)?;
     if bert.intermediate_size > MAX_FFN_WIDTH {
         return Err(Error::input(format!(
             "intermediate_size {} is wider than the {MAX_FFN_WIDTH} calibration handles",
@@ -186,36 +183,32 @@ pub fn calibrate_q4(
     let layers = bert.num_hidden_layers;
     encoder.recalibrate_ffn_outputs(&batches, |n, hessian, weight| {
         let key = ffn_output(n);
-        let Some(scheme) = four_bit(&key) else {
-            // Stored as q8 (its inputs do not split into blocks): already as the bundle holds it.
-            progress(n + 1, layers);
-            return Ok(weight);
+        // A weight stored as q8 (its inputs do not split into blocks) is already as the bundle
+        // holds it.
+        let installed = match four_bit(&key) {
+            Some(scheme) => {
+                let q = gptq_quantize(scheme, &key, &ffn_shape, &weight, &hessian, &GPTQ_OPTIONS)?;
+                let values = q.dequantize(scheme, &key)?;
+                calibrated.weights.insert(key, q);
+                values
+            }
+            None => weight,
         };
-        let q = gptq_quantize(scheme, &key, &ffn_shape, &weight, &hessian, &GPTQ_OPTIONS)?;
-        let values = q.dequantize(scheme, &key)?;
-        calibrated.weights.insert(key, q);
         progress(n + 1, layers);
-        Ok(values)
+        Ok(installed)
     })?;
     Ok(calibrated)
 }
 
 /// The encoder's config, its tensors (`bert.*`, f32 on the host) and the tokenizer, from a
-/// checkpoint or an unquantized bundle.
-fn read_encoder(dir: &Path) -> Result<(BertConfig, WeightMap, TextTokenizer)> {
+/// checkpoint or an unquantized bundle (a quantized one is refused for a `target` bundle as the
+/// writer would, before the calibration's work).
+fn read_encoder(dir: &Path, target: BundleDtype) -> Result<(BertConfig, WeightMap, TextTokenizer)> {
     let (bert, mut weights, tokenizer) = if is_bundle(dir) {
         let manifest_path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&manifest_path)
             .map_err(|e| Error::read_model(manifest_path.display(), e))?;
-        let dtype = Manifest::parse(&text)?.bundle_dtype()?;
-        if dtype.is_quantized() {
-            // The writer refuses it too; said here before the calibration's work.
-            return Err(Error::input(format!(
-                "the source is a {} bundle: calibrate from the float checkpoint or an f32 / f16 \
-                 bundle",
-                dtype.name()
-            )));
-        }
+        refuse_requantizing(Manifest::parse(&text)?.bundle_dtype()?, target)?;
         let parts = read_bundle_dir(dir, Destination::Host, ListConRankerModel::check_plan)?;
         let tokenizer = TextTokenizer::from_json(&parts.tokenizer_json, &parts.tokenizer_file)?;
         (parts.config, parts.weights, tokenizer)

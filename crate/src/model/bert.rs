@@ -226,6 +226,8 @@ impl BertEncoder {
                 (&device, dtype),
             );
             layer.output.weight = Param::from_tensor(weight.transpose());
+            // The inner activations are computed again rather than kept from the Hessian's
+            // pass: they are `intermediate / hidden` (4x) the size of the hidden states.
             for ((x, _, _), a) in states.iter_mut().zip(attended) {
                 *x = layer.ffn_output(layer.ffn_inner(a.clone()), a);
             }

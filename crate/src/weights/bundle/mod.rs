@@ -29,5 +29,6 @@ pub use reader::{BundleParts, BundleReader, PlanCheck};
 pub use reader::{is_bundle, read_bundle_dir, sha256_hex};
 #[cfg(feature = "native")]
 pub use writer::{
-    BundleSource, CalibratedWeights, ConvertOptions, check_convert_request, write_bundle,
+    BundleSource, CalibratedWeights, ConvertOptions, check_convert_request, refuse_requantizing,
+    write_bundle,
 };

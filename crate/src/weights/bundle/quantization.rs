@@ -85,7 +85,7 @@ fn is_encoder_linear(key: &str) -> bool {
 
 /// `bert.encoder.layer.N.output.dense.weight`: a BERT layer's FFN output weight, the one Linear
 /// weight of a `q4` bundle stored in 4 bits.
-pub fn is_ffn_output(key: &str) -> bool {
+fn is_ffn_output(key: &str) -> bool {
     key.strip_prefix("bert.encoder.layer.")
         .and_then(|rest| rest.split_once('.'))
         .is_some_and(|(layer, name)| {

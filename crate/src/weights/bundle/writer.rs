@@ -48,6 +48,25 @@ pub struct CalibratedWeights {
     pub calibration: Calibration,
 }
 
+impl ConvertOptions {
+    /// Checks the options alone: shard limits, and an even block of at least 2 for quantized
+    /// dtypes.
+    pub fn check(&self) -> Result<()> {
+        if self.layers_per_shard == 0 {
+            return Err(Error::input("layers per shard must be at least 1"));
+        }
+        if self.shard_bytes == 0 {
+            return Err(Error::input("the shard size must be at least 1 byte"));
+        }
+        if self.dtype.is_quantized() && (self.block < 2 || self.block % 2 != 0) {
+            return Err(Error::input(
+                "the block size must be an even number of at least 2",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for ConvertOptions {
     fn default() -> Self {
         Self {
@@ -155,15 +174,10 @@ impl BundleSource {
         }
         let quantized_from = match self.from_bundle {
             None => BundleDtype::F32,
-            Some(dtype) if dtype.is_quantized() => {
-                return Err(Error::input(format!(
-                    "the source is a {} bundle: convert to {} from the float checkpoint or an \
-                     f32 / f16 bundle",
-                    dtype.name(),
-                    options.dtype.name()
-                )));
+            Some(dtype) => {
+                refuse_requantizing(dtype, options.dtype)?;
+                dtype
             }
-            Some(dtype) => dtype,
         };
         let calibration = options
             .calibrated
@@ -180,6 +194,20 @@ impl BundleSource {
             calibration,
         }))
     }
+}
+
+/// Quantizing an already quantized bundle (`source`) into a `target` bundle is refused: its
+/// errors would add up.
+pub fn refuse_requantizing(source: BundleDtype, target: BundleDtype) -> Result<()> {
+    if source.is_quantized() && target.is_quantized() {
+        return Err(Error::input(format!(
+            "the source is a {} bundle: convert to {} from the float checkpoint or an f32 / f16 \
+             bundle",
+            source.name(),
+            target.name()
+        )));
+    }
+    Ok(())
 }
 
 impl SourceTensors {
@@ -393,7 +421,8 @@ struct StoredTensor {
 }
 
 /// Encodes one tensor as `storage` says: one float tensor, or quantized values and their
-/// scales (`<key>.scale`), rounded to nearest unless `calibrated` holds them already.
+/// scales (`<key>.scale`), rounded to nearest unless `calibrated` holds them already (checked
+/// against the tensor's shape by `check_calibrated_keys` before anything was written).
 fn stored_tensors(
     key: &str,
     tensor: &RawTensor,
@@ -421,10 +450,7 @@ fn stored_tensors(
         )],
         Storage::Quantized(scheme) => {
             let q = match calibrated {
-                Some(q) => {
-                    check_calibrated(key, &tensor.shape, scheme, q)?;
-                    q.clone()
-                }
+                Some(q) => q.clone(),
                 None => quantize(scheme, key, &tensor.shape, &tensor.data)?,
             };
             let values_dtype = match scheme {
@@ -449,22 +475,9 @@ fn stored_tensors(
     })
 }
 
-/// Checks that a calibrated weight has the stored shapes `scheme` gives a weight of `shape`.
+/// Checks that a calibrated weight is `scheme`'s stored form of a weight of `shape`.
 fn check_calibrated(key: &str, shape: &[usize], scheme: Scheme, q: &Quantized) -> Result<()> {
-    let (rows, cols) = match shape {
-        [rows, cols] => (*rows, *cols),
-        _ => (0, 0),
-    };
-    let (stored_cols, block) = match scheme {
-        Scheme::Q8Blocks { block } => (cols, block),
-        Scheme::Q4Blocks { block } => (cols / 2, block),
-    };
-    let blocks = if block > 0 { cols / block } else { 0 };
-    if q.values_shape != [rows, stored_cols]
-        || q.scales_shape != [rows, blocks]
-        || q.values.len() != rows * stored_cols
-        || q.scales.len() != rows * blocks
-    {
+    if !q.is_stored_form_of(scheme, shape) {
         return Err(Error::checkpoint(
             key,
             format!(
@@ -578,25 +591,14 @@ impl StagingDir {
     }
 }
 
-/// Checks a convert's options and output before any work (a calibrated convert runs this before
-/// its minutes of calibration): shard limits, an even block of at least 2 for quantized dtypes,
-/// and [`check_output`].
+/// Checks a convert's options ([`ConvertOptions::check`]) and output ([`check_output`]) before
+/// any work (a calibrated convert runs this before its minutes of calibration).
 pub fn check_convert_request(
     model_dir: &Path,
     out_dir: &Path,
     options: &ConvertOptions,
 ) -> Result<()> {
-    if options.layers_per_shard == 0 {
-        return Err(Error::input("layers per shard must be at least 1"));
-    }
-    if options.shard_bytes == 0 {
-        return Err(Error::input("the shard size must be at least 1 byte"));
-    }
-    if options.dtype.is_quantized() && (options.block < 2 || options.block % 2 != 0) {
-        return Err(Error::input(
-            "the block size must be an even number of at least 2",
-        ));
-    }
+    options.check()?;
     check_output(model_dir, out_dir)
 }
 
