@@ -52,17 +52,20 @@ pub fn encode_in_length_batches(
     Tensor::cat(parts, 0).select(0, index_tensor(row_of_text, device))
 }
 
-/// Encodes every batch. On the CPU natively the batches themselves run on the thread pool (up
-/// to one per core in flight), not only their matrix products: gemm packs an operand on the
+/// Encodes every batch. On the CPU with threads the batches themselves run on the thread pool
+/// (up to one per core in flight), not only their matrix products: gemm packs an operand on the
 /// calling thread before the cores share a product, so with one batch at a time the other
 /// cores waited during every packing (a quarter of the time at BERT-base width on 2 cores);
-/// other batches in flight fill them. Each batch's numbers are the same either way.
+/// other batches in flight fill them. In the browser's threaded build this also keeps the pool
+/// busy through a call: with one batch at a time its threads fell asleep and were woken for
+/// every kernel, and their speed-up faded after seconds of continuous scoring. Each batch's
+/// numbers are the same either way.
 fn encode_batches(
     batches: &[Vec<usize>],
     device: &Device,
     encode: impl Fn(&[usize]) -> Tensor<2> + Sync,
 ) -> Vec<Tensor<2>> {
-    #[cfg(feature = "native")]
+    #[cfg(any(feature = "native", feature = "wasm-threads"))]
     if *device == Device::flex() && batches.len() > 1 {
         use rayon::prelude::*;
         return batches.par_iter().map(|rows| encode(rows)).collect();
