@@ -32,6 +32,8 @@ mod reranker;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub use listconranker_formats::tokenize;
+#[cfg(feature = "train")]
+pub mod train;
 #[cfg(all(feature = "wasm-bindings", target_arch = "wasm32"))]
 mod wasm;
 pub mod weights;

@@ -20,7 +20,7 @@ const LAYERS: [(&str, &[&str]); 8] = [
     // loads it (`Reranker::from_pretrained`), `convert` validates what it writes by loading it.
     ("api: reranker", &["reranker"]),
     ("api: downloads and conversion", &["hub", "convert"]),
-    ("shells", &["eval", "wasm", "serve"]),
+    ("shells", &["eval", "wasm", "serve", "train"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

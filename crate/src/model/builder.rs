@@ -8,15 +8,29 @@
 //! weights are transposed on the device.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt::Display;
 
-use burn::module::Param;
+use burn::module::{Param, ParamId};
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{FloatDType, Shape, Tensor, TensorData};
 
 use crate::device::Placement;
 use crate::error::Result;
 use crate::weights::{Weight, WeightMap};
+
+/// Where a parameter came from in the checkpoint: its key, and whether burn holds it transposed
+/// (a Linear weight: PyTorch's [out, in] is burn's [in, out]). What writing a trained model
+/// back, or comparing its gradients with PyTorch's, needs to name each parameter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointName {
+    pub key: String,
+    pub transposed: bool,
+}
+
+/// The checkpoint name of every parameter a load built, by burn's parameter id (which moving a
+/// module to another device keeps).
+pub type ParamNames = HashMap<ParamId, CheckpointName>;
 
 /// Takes the tensors under one key prefix out of a [`WeightMap`] and places them. Builders of
 /// sub-modules share the map (a `RefCell`: one loader runs at a time), so a loader can hold
@@ -28,6 +42,8 @@ pub struct ParamBuilder<'a> {
     prefix: String,
     /// The float type of the parameters built: the placement's, unless [`ParamBuilder::in_f32`].
     dtype: FloatDType,
+    /// Where each parameter built is recorded under its checkpoint name, when asked for.
+    names: Option<&'a RefCell<ParamNames>>,
 }
 
 impl<'a> ParamBuilder<'a> {
@@ -38,7 +54,33 @@ impl<'a> ParamBuilder<'a> {
             at,
             prefix: String::new(),
             dtype: at.dtype(),
+            names: None,
         }
+    }
+
+    /// This builder, recording the checkpoint name of every parameter it (or a sub-module's
+    /// builder) builds into `names`.
+    pub fn recording_names(self, names: &'a RefCell<ParamNames>) -> Self {
+        Self {
+            names: Some(names),
+            ..self
+        }
+    }
+
+    /// `value` as a parameter named `key` in the checkpoint.
+    fn param<const D: usize>(
+        &self,
+        key: String,
+        value: Tensor<D>,
+        transposed: bool,
+    ) -> Param<Tensor<D>> {
+        let param = Param::from_tensor(value);
+        if let Some(names) = self.names {
+            names
+                .borrow_mut()
+                .insert(param.id, CheckpointName { key, transposed });
+        }
+        param
     }
 
     /// This builder, building its parameters in f32 whatever the model's float type: for the
@@ -57,6 +99,7 @@ impl<'a> ParamBuilder<'a> {
             weights: self.weights,
             at: self.at,
             dtype: self.dtype,
+            names: self.names,
         }
     }
 
@@ -107,11 +150,12 @@ impl<'a> ParamBuilder<'a> {
     ) -> Result<Linear> {
         // Transposed on the device whether the loader uploaded it already or not, so that every
         // layout computes exactly alike.
-        let weight = self.tensor::<2>(weight, &[d_out, d_in])?.transpose();
-        let bias = self.tensor::<1>(bias, &[d_out])?;
+        let (weight_name, bias_name) = (weight, bias);
+        let weight = self.tensor::<2>(weight_name, &[d_out, d_in])?.transpose();
+        let bias = self.tensor::<1>(bias_name, &[d_out])?;
         Ok(Linear {
-            weight: Param::from_tensor(weight),
-            bias: Some(Param::from_tensor(bias)),
+            weight: self.param(self.key(weight_name), weight, true),
+            bias: Some(self.param(self.key(bias_name), bias, false)),
         })
     }
 
@@ -120,15 +164,19 @@ impl<'a> ParamBuilder<'a> {
         let mut norm = LayerNormConfig::new(dim)
             .with_epsilon(eps)
             .init(self.at.device());
-        norm.gamma = Param::from_tensor(self.tensor("weight", &[dim])?);
-        norm.beta = Some(Param::from_tensor(self.tensor("bias", &[dim])?));
+        norm.gamma = self.param(self.key("weight"), self.tensor("weight", &[dim])?, false);
+        norm.beta = Some(self.param(self.key("bias"), self.tensor("bias", &[dim])?, false));
         Ok(norm)
     }
 
     /// `weight` [rows, dim] of an embedding table.
     pub fn embedding(&self, rows: usize, dim: usize) -> Result<Embedding> {
         Ok(Embedding {
-            weight: Param::from_tensor(self.tensor("weight", &[rows, dim])?),
+            weight: self.param(
+                self.key("weight"),
+                self.tensor("weight", &[rows, dim])?,
+                false,
+            ),
         })
     }
 }

@@ -10,18 +10,17 @@ mod bert;
 mod builder;
 mod cpu;
 mod heads;
+mod list_head;
 mod list_transformer;
 
 use std::cell::RefCell;
 
 use burn::module::Module;
-use burn::nn::Linear;
 use burn::tensor::{FloatDType, Int, Tensor};
 
 pub use bert::BertEncoder;
-pub use builder::ParamBuilder;
-use heads::ScoreHeads;
-use list_transformer::ListTransformer;
+pub use builder::{CheckpointName, ParamBuilder, ParamNames};
+pub use list_head::ListHead;
 
 use crate::config::{BertConfig, ListConfig, ModelConfig};
 use crate::device::Placement;
@@ -39,9 +38,7 @@ pub struct TokenBatch {
 #[derive(Module, Debug)]
 pub struct ListConRankerModel {
     encoder: BertEncoder,
-    projection: Linear,
-    list: ListTransformer,
-    heads: ScoreHeads,
+    head: ListHead,
     /// The float type of the parameters: pooled features are cast to it.
     #[module(skip)]
     dtype: FloatDType,
@@ -124,20 +121,31 @@ impl ListConRankerModel {
     /// of the checkpoint that no module takes is an error (a config that disagrees with the
     /// weights, a renamed layer), never silently dropped.
     pub fn load(weights: WeightMap, config: &ModelConfig, at: &Placement) -> Result<Self> {
-        let (bert, list) = (&config.bert, &config.list);
+        Self::load_named(weights, config, at).map(|(model, _)| model)
+    }
+
+    /// [`Self::load`], also giving every parameter's checkpoint name (to write a trained model
+    /// back in the checkpoint's layout, or to compare its gradients with PyTorch's).
+    pub fn load_named(
+        weights: WeightMap,
+        config: &ModelConfig,
+        at: &Placement,
+    ) -> Result<(Self, ParamNames)> {
         let weights = RefCell::new(weights);
-        let p = ParamBuilder::new(&weights, at);
+        let names = RefCell::new(ParamNames::new());
+        let p = ParamBuilder::new(&weights, at).recording_names(&names);
         let model = Self {
-            encoder: BertEncoder::load(p.clone(), bert)?,
-            projection: p
-                .pp("linear_in_embedding")
-                .linear(bert.hidden_size, list.dim)?,
-            list: ListTransformer::load(p.clone(), list)?,
-            heads: ScoreHeads::load(p, list.dim)?,
+            encoder: BertEncoder::load(p.clone(), &config.bert)?,
+            head: ListHead::load(p, config)?,
             dtype: at.dtype(),
         };
         weights.into_inner().check_all_used()?;
-        Ok(model)
+        Ok((model, names.into_inner()))
+    }
+
+    /// The encoder and the list head, apart (training moves and trains them separately).
+    pub fn into_parts(self) -> (BertEncoder, ListHead) {
+        (self.encoder, self.head)
     }
 
     /// Features of single texts: one padded batch → [batch, D] in the model's float type.
@@ -146,13 +154,12 @@ impl ListConRankerModel {
             .encoder
             .forward_pooled(batch.ids, batch.real)
             .cast(self.dtype);
-        self.projection.forward(pooled)
+        self.head.project(pooled)
     }
 
     /// Scores of padded lists: `features` [batch, len, D] (`[query, passages...]` per row),
     /// `lengths` real items per list (query included) → [batch, len - 1].
     pub fn score_lists(&self, features: Tensor<3>, lengths: &[usize]) -> Tensor<2> {
-        let after = self.list.forward(features.clone(), lengths);
-        self.heads.forward(features, after)
+        self.head.score_lists(features, lengths)
     }
 }

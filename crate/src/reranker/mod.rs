@@ -17,7 +17,7 @@ use crate::device::{LoadOptions, Placement};
 use crate::encode::batching::UniqueTexts;
 use crate::encode::{encode_in_length_batches, index_tensor};
 use crate::error::{Error, Result};
-use crate::model::{ListConRankerModel, list_config};
+use crate::model::{BertEncoder, ListConRankerModel, ListHead, ParamNames, list_config};
 use crate::rank::{
     IterativeSchedule, ListLimits, unify_duplicate_scores, validate_batch, validate_list,
 };
@@ -35,8 +35,20 @@ pub struct RankedDocument {
     pub score: f32,
 }
 
+/// A loaded model's pieces, as training needs them ([`Reranker::into_training_parts`]).
+pub struct TrainingParts {
+    pub encoder: BertEncoder,
+    pub head: ListHead,
+    pub names: ParamNames,
+    pub tokenizer: TextTokenizer,
+    pub config: ModelConfig,
+    pub placement: Placement,
+}
+
 pub struct Reranker {
     model: ListConRankerModel,
+    /// Each parameter's checkpoint name, for training (a few hundred short strings).
+    names: ParamNames,
     tokenizer: TextTokenizer,
     config: ModelConfig,
     placement: Placement,
@@ -102,10 +114,11 @@ impl Reranker {
         tokenizer.limit_ids(bert.vocab_size)?;
         let list = list_config(&weights, &bert)?;
         let config = ModelConfig { bert, list };
-        let model = ListConRankerModel::load(weights, &config, &placement)?;
+        let (model, names) = ListConRankerModel::load_named(weights, &config, &placement)?;
         let limits = ListLimits::new(config.list.heads, placement.options().max_passages);
         Ok(Self {
             model,
+            names,
             tokenizer,
             config,
             placement,
@@ -115,6 +128,20 @@ impl Reranker {
 
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// The loaded model taken apart for training: the encoder, the list head, every parameter's
+    /// checkpoint name and the tokenizer.
+    pub fn into_training_parts(self) -> TrainingParts {
+        let (encoder, head) = self.model.into_parts();
+        TrainingParts {
+            encoder,
+            head,
+            names: self.names,
+            tokenizer: self.tokenizer,
+            config: self.config,
+            placement: self.placement,
+        }
     }
 
     pub fn options(&self) -> &LoadOptions {

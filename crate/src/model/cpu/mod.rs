@@ -23,13 +23,21 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 
 /// Whether `x` lives on the CPU backend in f32 or f16: the tensors the GELU kernel takes.
 fn on_host<const D: usize>(x: &Tensor<D>) -> bool {
-    matches!(x.dtype(), DType::F32 | DType::F16) && x.device() == Device::flex()
+    matches!(x.dtype(), DType::F32 | DType::F16) && is_plain_host(x)
+}
+
+/// On the CPU backend, outside autodiff: the kernels work on host buffers, which burn cannot
+/// differentiate through, so training runs burn's own ops (the same function). Device equality
+/// ignores autodiff, hence the second check.
+fn is_plain_host<const D: usize>(x: &Tensor<D>) -> bool {
+    let device = x.device();
+    device == Device::flex() && !device.is_autodiff()
 }
 
 /// Whether `x` lives on the CPU backend in f32: the tensors the attention and Linear kernels
 /// take.
 pub fn on_host_f32<const D: usize>(x: &Tensor<D>) -> bool {
-    x.dtype() == DType::F32 && x.device() == Device::flex()
+    x.dtype() == DType::F32 && is_plain_host(x)
 }
 
 /// A tensor's f32 values, borrowed where the buffer allows.

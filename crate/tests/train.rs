@@ -1,0 +1,347 @@
+//! Training against the PyTorch reference (tests/reference/train_ref.py): the Circle loss, the
+//! gradient of every trained parameter and the parameters after AdamW steps, in stage one
+//! (encoder frozen); the encoder untouched by stage one; bad lists refused.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{model_dir, reference_venv};
+use listconranker::train::{
+    CircleLoss, HeadTrainer, NamedTensor, PooledFeatures, TrainOptions, TrainingList,
+    named_parameters,
+};
+use listconranker::{LoadOptions, Reranker};
+use serde_json::{Value, json};
+
+/// The lists of the fixture's compute_score cases, the first passage of each the positive.
+fn fixture_lists(model: &str, count: usize) -> Vec<TrainingList> {
+    let raw: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            common::fixtures()
+                .join("expected")
+                .join(format!("{model}.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    raw["compute_score"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|case| case["batch"].as_array().unwrap().clone())
+        .filter_map(|list| {
+            let texts: Vec<String> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_owned())
+                .collect();
+            // Circle loss needs a positive and a negative; distinct texts keep the cache simple.
+            (texts.len() >= 3).then(|| {
+                let passages = texts.len() - 1;
+                TrainingList {
+                    texts,
+                    positive: (0..passages).map(|i| i == 0).collect(),
+                }
+            })
+        })
+        .take(count)
+        .collect()
+}
+
+struct Setup {
+    trainer: HeadTrainer,
+    features: PooledFeatures,
+    parts_encoder: Vec<NamedTensor>,
+}
+
+fn setup(model: &str, lists: &[TrainingList], options: TrainOptions) -> Setup {
+    let ranker = Reranker::load(model_dir(model), LoadOptions::default()).unwrap();
+    let batch_tokens = ranker.options().effective_batch_tokens();
+    let parts = ranker.into_training_parts();
+    let features = PooledFeatures::compute(
+        &parts.encoder,
+        &parts.tokenizer,
+        lists,
+        batch_tokens,
+        parts.placement.device(),
+    )
+    .unwrap();
+    let parts_encoder = named_parameters(&parts.encoder, &parts.names);
+    Setup {
+        trainer: HeadTrainer::new(parts.head, parts.names, options),
+        features,
+        parts_encoder,
+    }
+}
+
+/// The reference's answer for `lists` trained `steps` steps with `options`.
+fn reference(
+    venv: &std::path::Path,
+    model: &str,
+    lists: &[TrainingList],
+    options: &TrainOptions,
+    steps: usize,
+) -> Value {
+    let case = json!({
+        "model": model_dir(model),
+        "stage": 1,
+        "lists": lists.iter().map(|l| json!({"texts": l.texts, "positive": l.positive})).collect::<Vec<_>>(),
+        "margin": options.loss.margin,
+        "gamma": options.loss.gamma,
+        "lr": options.lr,
+        "weight_decay": options.weight_decay,
+        "betas": [options.beta_1, options.beta_2],
+        "eps": options.epsilon,
+        "max_grad_norm": options.max_grad_norm,
+        "steps": steps,
+    });
+    let mut child = Command::new(venv.join("bin/python"))
+        .arg(common::fixtures().join("../reference/train_ref.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(case.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn as_f64s(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// Largest |got - want| over a tensor, relative to the largest |want| of that tensor.
+fn relative_error(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "element count");
+    let scale = want.iter().fold(0f64, |m, w| m.max(w.abs())).max(1e-30);
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| (f64::from(g) - w).abs())
+        .fold(0f64, f64::max)
+        / scale
+}
+
+fn by_key(v: &Value) -> HashMap<String, Vec<f64>> {
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), as_f64s(v)))
+        .collect()
+}
+
+/// Every tensor of `got` against the reference's `want` (keyed by checkpoint name): the same
+/// names, each within `tolerance` relative. Elements listed in `noise_only` (by key) are left
+/// out of the relative comparison. Returns the worst error and where.
+fn compare(
+    got: &[NamedTensor],
+    want: &HashMap<String, Vec<f64>>,
+    tolerance: f64,
+    noise_only: &HashMap<String, Vec<usize>>,
+    what: &str,
+) -> (f64, String) {
+    let mut got_keys: Vec<&str> = got.iter().map(|t| t.key.as_str()).collect();
+    let mut want_keys: Vec<&str> = want.keys().map(String::as_str).collect();
+    got_keys.sort_unstable();
+    want_keys.sort_unstable();
+    assert_eq!(got_keys, want_keys, "{what}: the trained parameters differ");
+    let mut worst = (0f64, String::new());
+    for tensor in got {
+        let mut got_values = tensor.values.clone();
+        let mut want_values = want[&tensor.key].clone();
+        if let Some(skip) = noise_only.get(&tensor.key) {
+            for &i in skip {
+                got_values[i] = 0.0;
+                want_values[i] = 0.0;
+            }
+        }
+        let error = relative_error(&got_values, &want_values);
+        assert!(
+            error <= tolerance,
+            "{what} of {}: relative error {error:.3e} > {tolerance:e}",
+            tensor.key
+        );
+        if error > worst.0 {
+            worst = (error, tensor.key.clone());
+        }
+    }
+    worst
+}
+
+/// The elements whose gradient is zero in exact arithmetic (the reference's, in f64, is below
+/// 1e-9 of its tensor's largest): the key projection's bias, to which attention is invariant,
+/// and the weights of ReLU units that no list activates.
+/// Their gradients are rounding noise in any implementation, and AdamW, which divides by the
+/// gradient's own size, turns that noise into steps of up to lr in directions no two
+/// implementations share; they are checked for staying within those steps instead.
+fn gradient_free(grads: &HashMap<String, Vec<f64>>) -> HashMap<String, Vec<usize>> {
+    grads
+        .iter()
+        .map(|(key, g)| {
+            let scale = g.iter().fold(0f64, |m, x| m.max(x.abs()));
+            let free = (0..g.len())
+                .filter(|&i| g[i].abs() <= 1e-9 * scale)
+                .collect();
+            (key.clone(), free)
+        })
+        .collect()
+}
+
+fn parity_options() -> TrainOptions {
+    TrainOptions {
+        lr: 1e-3,
+        max_grad_norm: Some(1.0),
+        ..TrainOptions::default()
+    }
+}
+
+#[test]
+fn stage_one_matches_pytorch_loss_gradients_and_three_adamw_steps() {
+    let Some(venv) = reference_venv() else { return };
+    for model in common::MODELS {
+        let lists = fixture_lists(model, 3);
+        assert!(lists.len() >= 2, "{model}: fixture lists");
+        let options = parity_options();
+        let want = reference(&venv, model, &lists, &options, 3);
+        let Setup {
+            mut trainer,
+            features,
+            ..
+        } = setup(model, &lists, options);
+
+        let (loss, grads) = trainer.gradients(&features, &lists).unwrap();
+        let want_loss = want["loss"].as_f64().unwrap();
+        let loss_error = (f64::from(loss) - want_loss).abs() / want_loss.abs();
+        assert!(
+            loss_error <= 1e-4,
+            "{model}: loss {loss} against {want_loss}"
+        );
+        let want_grads = by_key(&want["grads"]);
+        let (grad_error, grad_at) = compare(&grads, &want_grads, 1e-4, &HashMap::new(), "gradient");
+
+        let mut losses = Vec::new();
+        for _ in 0..3 {
+            losses.push(trainer.step(&features, &lists).unwrap());
+        }
+        for (step, (got, want)) in losses.iter().zip(as_f64s(&want["losses"])).enumerate() {
+            assert!(
+                (f64::from(*got) - want).abs() <= 1e-4 * want.abs(),
+                "{model}: loss at step {step}: {got} against {want}"
+            );
+        }
+        let noise_only = gradient_free(&want_grads);
+        let want_params = by_key(&want["params"]);
+        let params = trainer.parameters();
+        let (param_error, param_at) = compare(
+            &params,
+            &want_params,
+            1e-4,
+            &noise_only,
+            "parameter after 3 steps",
+        );
+        let mut free = 0;
+        for tensor in &params {
+            for &i in &noise_only[&tensor.key] {
+                let moved = (f64::from(tensor.values[i]) - want_params[&tensor.key][i]).abs();
+                assert!(
+                    moved <= 2.0 * 3.0 * options.lr,
+                    "{}[{i}] moved {moved}",
+                    tensor.key
+                );
+                free += 1;
+            }
+        }
+        eprintln!(
+            "{model}: loss {loss} (rel. error {loss_error:.1e}); worst gradient {grad_error:.1e} ({grad_at}); worst parameter after 3 steps {param_error:.1e} ({param_at}; {free} gradient-free elements within 6 lr)"
+        );
+    }
+}
+
+#[test]
+fn stage_one_leaves_the_encoder_bit_identical_and_lowers_the_loss() {
+    let model = "zh-tiny";
+    let lists = fixture_lists(model, 3);
+    let Setup {
+        mut trainer,
+        features,
+        parts_encoder,
+    } = setup(model, &lists, parity_options());
+    let first = trainer.step(&features, &lists).unwrap();
+    let mut last = first;
+    for _ in 0..20 {
+        last = trainer.step(&features, &lists).unwrap();
+    }
+    assert!(
+        last < first,
+        "20 steps on the same lists: loss {first} -> {last}"
+    );
+    // A fresh load's encoder equals the one that the steps ran beside, bit for bit.
+    let fresh = setup(model, &lists, parity_options()).parts_encoder;
+    assert!(!fresh.is_empty());
+    assert_eq!(fresh, parts_encoder, "stage one changed the encoder");
+}
+
+#[test]
+fn lists_without_a_positive_or_a_negative_are_refused() {
+    for (positives, negatives) in [(&[][..], &["n"][..]), (&["p"][..], &[][..])] {
+        let e = TrainingList::new("q", positives, negatives).unwrap_err();
+        assert_eq!(e.code(), "INPUT_INVALID", "{e}");
+    }
+    let e = TrainingList {
+        texts: vec!["q".into(), "p".into()],
+        positive: vec![true, false],
+    }
+    .check()
+    .unwrap_err();
+    assert!(e.to_string().contains("one per passage"), "{e}");
+}
+
+#[test]
+fn circle_loss_of_one_list_is_the_formula() {
+    use burn::tensor::{Device, Tensor, TensorData};
+    let loss = CircleLoss {
+        margin: 0.25,
+        gamma: 8.0,
+    };
+    // Two lists, the second padded by one slot (its pad's score must not count).
+    let scores = [[0.9f32, 0.2, 0.6], [0.3, 0.7, 0.99]];
+    let labels = vec![vec![true, false, false], vec![false, true]];
+    let got = loss.forward(
+        Tensor::<2>::from_data(TensorData::new(scores.concat(), [2, 3]), &Device::flex()),
+        &labels,
+    );
+    let got = got.into_data().try_to_vec::<f32>().unwrap()[0];
+    let (m, g) = (0.25f64, 8.0f64);
+    let one = |s: &[f32], pos: &[bool]| {
+        let lse = |v: Vec<f64>| v.iter().map(|x| x.exp()).sum::<f64>().ln();
+        let p = s.iter().zip(pos).filter(|(_, p)| **p).map(|(&s, _)| {
+            let s = f64::from(s);
+            -g * (1.0 + m - s).max(0.0) * (s - 1.0 + m)
+        });
+        let n = s.iter().zip(pos).filter(|(_, p)| !**p).map(|(&s, _)| {
+            let s = f64::from(s);
+            g * (s + m).max(0.0) * (s - m)
+        });
+        (1.0 + (lse(p.collect()) + lse(n.collect())).exp()).ln()
+    };
+    let want = (one(&scores[0], &labels[0]) + one(&scores[1][..2], &labels[1])) / 2.0;
+    assert!((f64::from(got) - want).abs() < 1e-5, "{got} against {want}");
+}
