@@ -345,3 +345,175 @@ fn circle_loss_of_one_list_is_the_formula() {
     let want = (one(&scores[0], &labels[0]) + one(&scores[1][..2], &labels[1])) / 2.0;
     assert!((f64::from(got) - want).abs() < 1e-5, "{got} against {want}");
 }
+
+/// A checkpoint written after stage-one steps loads here and in the PyTorch reference (which
+/// reads its `.pt` files with `torch.load(weights_only=True)` strictly) and scores the same there
+/// as here, within 1e-5 (f32 against float64).
+#[test]
+fn a_trained_checkpoint_scores_the_same_here_and_in_the_reference() {
+    let Some(venv) = reference_venv() else { return };
+    let model = "zh-tiny";
+    let lists = fixture_lists(model, 3);
+    let Setup {
+        mut trainer,
+        features,
+        parts_encoder,
+    } = setup(model, &lists, parity_options());
+    for _ in 0..3 {
+        trainer.step(&features, &lists).unwrap();
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("trained");
+    listconranker::train::write_split_checkpoint(
+        &model_dir(model),
+        &out,
+        &parts_encoder,
+        &trainer.parameters(),
+    )
+    .unwrap();
+
+    let batch: Vec<Vec<String>> = lists.iter().map(|l| l.texts.clone()).collect();
+    let got = Reranker::load(&out, LoadOptions::default())
+        .unwrap()
+        .compute_score(&batch)
+        .unwrap();
+    let before = Reranker::load(model_dir(model), LoadOptions::default())
+        .unwrap()
+        .compute_score(&batch)
+        .unwrap();
+    assert_ne!(got, before, "the steps changed no score");
+
+    let input = scratch.path().join("lists.jsonl");
+    let lines: Vec<String> = batch
+        .iter()
+        .map(|l| serde_json::to_string(l).unwrap())
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let scores = scratch.path().join("scores.json");
+    let status = Command::new(venv.join("bin/python"))
+        .arg(common::fixtures().join("../reference/score_lists.py"))
+        .args(["--model".as_ref(), out.as_os_str()])
+        .args(["--input".as_ref(), input.as_os_str()])
+        .args(["--out".as_ref(), scores.as_os_str()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let want: Vec<Vec<f64>> =
+        serde_json::from_str(&std::fs::read_to_string(&scores).unwrap()).unwrap();
+    let (worst, at) = common::max_abs_diff(&got.concat(), &want.concat());
+    assert!(worst <= 1e-5, "score {at}: |difference| {worst:e}");
+
+    // Writing again over the checkpoint replaces it; a directory of other files is refused.
+    listconranker::train::write_split_checkpoint(
+        &model_dir(model),
+        &out,
+        &parts_encoder,
+        &trainer.parameters(),
+    )
+    .unwrap();
+    let other = scratch.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let e = listconranker::train::write_split_checkpoint(
+        &model_dir(model),
+        &other,
+        &parts_encoder,
+        &trainer.parameters(),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "INPUT_INVALID", "{e}");
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+/// `listconranker train` end to end on the fixture data: epochs run, validation is reported, the
+/// best epoch's checkpoint loads and scores; bad requests are refused before training.
+#[test]
+fn the_train_command_writes_a_checkpoint_that_loads() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("trained");
+    let data = common::fixtures().join("eval/cmteb-mini.jsonl");
+    let model = model_dir("zh-tiny");
+    let (model, data, out_s) = (
+        model.to_str().unwrap(),
+        data.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "train",
+            "--model",
+            model,
+            "--data",
+            data,
+            "--valid",
+            data,
+            "--out",
+            out_s,
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--micro-batch",
+            "3",
+            "--lr",
+            "1e-3",
+            "--passages-per-query",
+            "5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run =
+        |a: &[String]| common::run_cli(&a.iter().map(String::as_str).collect::<Vec<_>>(), b"");
+    let done = run(&args(&[]));
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("epoch 0 (untrained head): validation MAP"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("epoch 2: mean loss"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&done.stdout).trim(), out_s);
+    let ranker = Reranker::load(&out, LoadOptions::default()).unwrap();
+    let scores = ranker
+        .compute_score(&[vec!["长期失眠应该看哪个科", "神经内科", "跑步"]])
+        .unwrap();
+    assert!(scores[0].iter().all(|s| s.is_finite()));
+
+    // Refused before anything runs: stage two, a non-empty foreign output, an empty data file.
+    let refused = run(&args(&["--stage", "2"]));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("[INPUT_INVALID]"));
+    let foreign = scratch.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("keep.txt"), "mine").unwrap();
+    let mut a = args(&[]);
+    let at = a.iter().position(|s| s == "--out").unwrap();
+    a[at + 1] = foreign.to_str().unwrap().to_string();
+    let refused = run(&a);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("neither empty nor a checkpoint"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("pooled features"),
+        "refused only after encoding: {stderr}"
+    );
+    let empty = scratch.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let mut a = args(&[]);
+    let at = a.iter().position(|s| s == "--data").unwrap();
+    a[at + 1] = empty.to_str().unwrap().to_string();
+    let refused = run(&a);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("empty") && stderr.contains("[DATA_INVALID]"),
+        "{stderr}"
+    );
+}

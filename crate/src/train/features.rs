@@ -60,6 +60,15 @@ impl PooledFeatures {
         })
     }
 
+    /// How many distinct texts are cached.
+    pub fn len(&self) -> usize {
+        self.row_of.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.row_of.is_empty()
+    }
+
     /// The encoder's width.
     pub fn hidden(&self) -> usize {
         self.hidden

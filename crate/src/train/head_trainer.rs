@@ -6,7 +6,7 @@
 //! differentiable ops run instead; the numbers are the same function.
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Gradients, Tensor};
 
 use super::circle_loss::CircleLoss;
@@ -91,34 +91,104 @@ impl HeadTrainer {
         Ok(self.options.loss.forward(scores, &labels))
     }
 
-    /// The loss of `lists` and its gradients, without changing anything.
+    /// The loss of `lists` and its gradients, without changing anything. A non-finite loss is
+    /// an error naming the lists.
     fn backward(
         &self,
         features: &PooledFeatures,
         lists: &[TrainingList],
     ) -> Result<(f32, Gradients)> {
+        self.backward_weighted(features, lists, 1.0)
+    }
+
+    /// [`Self::backward`] of `weight` times the loss.
+    fn backward_weighted(
+        &self,
+        features: &PooledFeatures,
+        lists: &[TrainingList],
+        weight: f32,
+    ) -> Result<(f32, Gradients)> {
         let loss = self.loss(features, lists)?;
         let value = scalar(&loss);
         if !value.is_finite() {
             return Err(Error::input(format!(
-                "the loss is {value} on this batch of {} lists",
-                lists.len()
+                "the loss is {value} on a batch of {} lists (the first query: {:?})",
+                lists.len(),
+                lists[0].texts[0].chars().take(60).collect::<String>()
             )));
         }
+        let loss = if weight == 1.0 {
+            loss
+        } else {
+            loss.mul_scalar(weight)
+        };
         Ok((value, loss.backward()))
     }
 
-    /// One optimizer step on `lists` (one batch). Returns the loss before the step. A
-    /// non-finite loss is an error and leaves the parameters as they were.
+    /// One optimizer step on `lists` (one batch) at the options' learning rate. Returns the
+    /// loss before the step. A non-finite loss is an error and leaves the parameters as they
+    /// were.
     pub fn step(&mut self, features: &PooledFeatures, lists: &[TrainingList]) -> Result<f32> {
-        let (loss, grads) = self.backward(features, lists)?;
-        let mut grads = GradientsParams::from_grads(grads, &self.head);
+        self.step_batch(features, lists, lists.len(), self.options.lr)
+    }
+
+    /// One optimizer step at learning rate `lr` on `batch`, which goes through in micro-batches
+    /// of at most `micro_batch` lists (so that a large batch fits in memory): each
+    /// micro-batch's gradient is weighted by its share of the batch, so that together they are
+    /// the gradient of the batch's mean loss. Returns that mean loss. A non-finite loss is an
+    /// error and leaves the parameters as they were.
+    pub fn step_batch(
+        &mut self,
+        features: &PooledFeatures,
+        batch: &[TrainingList],
+        micro_batch: usize,
+        lr: f64,
+    ) -> Result<f32> {
+        if batch.is_empty() {
+            return Err(Error::input("a training step needs at least one list"));
+        }
+        let mut accumulator = GradientsAccumulator::<ListHead>::new();
+        let mut mean_loss = 0.0;
+        for chunk in batch.chunks(micro_batch.max(1)) {
+            let weight = chunk.len() as f32 / batch.len() as f32;
+            let (loss, grads) = self.backward_weighted(features, chunk, weight)?;
+            accumulator.accumulate(&self.head, GradientsParams::from_grads(grads, &self.head));
+            mean_loss += loss * weight;
+        }
+        let mut grads = accumulator.grads();
         if let Some(max_norm) = self.options.max_grad_norm {
             clip_global_norm(&self.head, &mut grads, max_norm);
         }
         let head = self.head.clone();
-        self.head = self.optimizer.step(self.options.lr, head, grads);
-        Ok(loss)
+        self.head = self.optimizer.step(lr, head, grads);
+        Ok(mean_loss)
+    }
+
+    /// The scores of `lists` under the current parameters (no gradient; the CPU kernels run),
+    /// one per passage: what validation ranks.
+    pub fn scores(
+        &self,
+        features: &PooledFeatures,
+        lists: &[TrainingList],
+    ) -> Result<Vec<Vec<f32>>> {
+        if lists.is_empty() {
+            return Ok(Vec::new());
+        }
+        let head = self.head.valid();
+        let pooled = features.of_lists(lists, &Device::flex())?;
+        let (padded, lengths) = padded_lists(head.project(pooled), lists);
+        let [_, len, _] = padded.dims();
+        let flat = head
+            .score_lists(padded, &lengths)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::input(format!("reading scores: {e:?}")))?;
+        Ok(lists
+            .iter()
+            .zip(flat.chunks_exact(len - 1))
+            .map(|(list, row)| row[..list.texts.len() - 1].to_vec())
+            .collect())
     }
 
     /// The loss of `lists` and the gradient of every trained parameter, by checkpoint name in

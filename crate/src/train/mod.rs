@@ -1,16 +1,22 @@
 //! Fine-tuning ListConRanker as the model card trains it: Circle loss over each list's scores,
 //! AdamW. Stage one ([`HeadTrainer`]) freezes the encoder and trains `linear_in_embedding`, the
 //! list transformer and the score heads on the encoder's pooled features, computed once
-//! ([`PooledFeatures`]).
+//! ([`PooledFeatures`]). [`write_split_checkpoint`] writes the result in the original layout.
 
+mod checkpoint;
 mod circle_loss;
 mod features;
 mod head_trainer;
 mod lists;
 mod named;
+mod sampling;
+mod schedule;
 
+pub use checkpoint::{check_checkpoint_output, write_split_checkpoint};
 pub use circle_loss::CircleLoss;
 pub use features::PooledFeatures;
 pub use head_trainer::{HeadTrainer, TrainOptions};
 pub use lists::TrainingList;
 pub use named::{NamedTensor, named_gradients, named_parameters};
+pub use sampling::{LabelledQuery, epoch_lists};
+pub use schedule::LinearSchedule;

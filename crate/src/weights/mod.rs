@@ -5,6 +5,10 @@ pub mod bundle;
 mod map;
 #[cfg(feature = "native")]
 mod split_layout;
+#[cfg(feature = "native")]
+pub mod staging;
+#[cfg(feature = "train")]
+pub mod torch_save;
 
 pub use listconranker_formats::safetensors_file::read_safetensors;
 pub use listconranker_formats::tensor::{RawTensor, StoredDType, decode_to_f32};

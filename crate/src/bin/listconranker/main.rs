@@ -8,6 +8,7 @@ mod input;
 mod score;
 #[cfg(feature = "serve")]
 mod serve;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,10 @@ enum Command {
     /// /v1/rerank, /v1/score, /health, /info and /metrics.
     #[cfg(feature = "serve")]
     Serve(serve::ServeArgs),
+    /// Fine-tune a checkpoint on C-MTEB-format data with the model card's Circle loss (stage
+    /// one: the encoder frozen, the list head trained); writes the best epoch's checkpoint in
+    /// the original split layout.
+    Train(train::TrainArgs),
 }
 
 #[derive(Args, Clone)]
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
         Command::Fetch(args) => fetch::run(args),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(args),
+        Command::Train(args) => train::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

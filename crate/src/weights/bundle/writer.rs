@@ -17,6 +17,7 @@ use super::quantization::Storage;
 use super::reader::{PlanCheck, is_bundle, read_bundle_dir, sha256_hex};
 use super::{BUNDLE_FORMAT, BUNDLE_VERSION, BundleFile, MANIFEST_FILE, Manifest};
 use crate::error::{Error, Result};
+use crate::weights::staging::StagingDir;
 use crate::weights::{
     Destination, IndexedTensor, ModelFiles, RawTensor, SafetensorsIndex, WeightMap, encoder_key,
     load_list_part_weights, load_split_weights, merged_key,
@@ -521,74 +522,10 @@ fn write_shard(
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::checkpoint(name, e))?;
     let bytes = safetensors::serialize(views, None).map_err(|e| Error::checkpoint(name, e))?;
-    let mut file = dir.write(name, &bytes)?;
+    let mut file = write_file(dir, name, &bytes)?;
     file.tensors = stored.into_iter().map(|t| t.name).collect();
     file.tensors.sort();
     Ok(file)
-}
-
-/// A fresh, uniquely named directory beside the output (so that the final rename stays on one
-/// file system), removed unless [`StagingDir::replace`] moves it into place.
-struct StagingDir {
-    dir: tempfile::TempDir,
-}
-
-impl StagingDir {
-    fn beside(out_dir: &Path) -> Result<Self> {
-        let parent = match out_dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(|e| Error::write_output(parent.display(), e))?;
-        let name = out_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "bundle".into());
-        let dir = tempfile::Builder::new()
-            .prefix(&format!(".{name}.partial-"))
-            .tempdir_in(&parent)
-            .map_err(|e| Error::write_output(parent.display(), e))?;
-        Ok(Self { dir })
-    }
-
-    /// Writes a new file (never through an existing path: the directory is fresh).
-    fn write(&self, name: &str, bytes: &[u8]) -> Result<BundleFile> {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, bytes).map_err(|e| Error::write_output(path.display(), e))?;
-        Ok(BundleFile {
-            path: name.to_string(),
-            bytes: bytes.len() as u64,
-            sha256: sha256_hex(bytes),
-            tensors: Vec::new(),
-        })
-    }
-
-    /// Moves the complete bundle to `out_dir`. An old bundle there is moved aside first and
-    /// removed only once the new one is in place.
-    fn replace(self, out_dir: &Path) -> Result<()> {
-        let staged = self.dir.keep();
-        let fail = |e: std::io::Error| Error::write_output(out_dir.display(), e);
-        if !out_dir.exists() {
-            return std::fs::rename(&staged, out_dir).map_err(fail);
-        }
-        let old = tempfile::Builder::new()
-            .prefix(&format!(
-                ".{}.old-",
-                out_dir.file_name().unwrap_or_default().to_string_lossy()
-            ))
-            .tempdir_in(staged.parent().expect("a staging dir has a parent"))
-            .map_err(fail)?
-            .keep();
-        // `old` exists (empty): rename replaces an empty directory.
-        std::fs::rename(out_dir, &old).map_err(fail)?;
-        if let Err(e) = std::fs::rename(&staged, out_dir) {
-            // Put the old bundle back: the user's files are never lost to a failed convert.
-            let _ = std::fs::rename(&old, out_dir);
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(fail(e));
-        }
-        std::fs::remove_dir_all(&old).map_err(fail)
-    }
 }
 
 /// Checks a convert's options ([`ConvertOptions::check`]) and output ([`check_output`]) before
@@ -693,7 +630,7 @@ pub fn write_bundle(
     } = source;
     let plans = plan_shards(entries, options);
     let staging = StagingDir::beside(out_dir)?;
-    let mut files = vec![staging.write("tokenizer.json", &tokenizer_json)?];
+    let mut files = vec![write_file(&staging, "tokenizer.json", &tokenizer_json)?];
     for (position, plan) in plans.iter().enumerate() {
         let name = plan.file_name(&plans, position);
         files.push(write_shard(&mut tensors, plan, &name, options, &staging)?);
@@ -711,8 +648,8 @@ pub fn write_bundle(
         files,
     };
     let text = serde_json::to_string_pretty(&manifest).expect("a manifest serializes");
-    staging.write(MANIFEST_FILE, (text + "\n").as_bytes())?;
-    validate(staging.dir.path())?;
+    write_file(&staging, MANIFEST_FILE, (text + "\n").as_bytes())?;
+    validate(staging.path())?;
     staging.replace(out_dir)?;
     Ok(manifest)
 }
@@ -763,4 +700,15 @@ mod tests {
         assert_eq!(plans[3].tensors.len(), 1);
         assert!(plans[..3].iter().all(|p| p.bytes <= options.shard_bytes));
     }
+}
+
+/// Writes a new file of the bundle into the staging directory, with its size and digest.
+fn write_file(dir: &StagingDir, name: &str, bytes: &[u8]) -> Result<BundleFile> {
+    dir.write(name, bytes)?;
+    Ok(BundleFile {
+        path: name.to_string(),
+        bytes: bytes.len() as u64,
+        sha256: sha256_hex(bytes),
+        tensors: Vec::new(),
+    })
 }
