@@ -486,6 +486,35 @@ fn the_train_command_writes_a_checkpoint_that_loads() {
         .unwrap();
     assert!(scores[0].iter().all(|s| s.is_finite()));
 
+    // A run that diverges stops with the epoch named and leaves the checkpoint there as it was.
+    let before: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    let mut a = args(&[]);
+    for (flag, value) in [("--lr", "1e30"), ("--batch-size", "100")] {
+        let at = a.iter().position(|s| s == flag).unwrap();
+        a[at + 1] = value.into();
+    }
+    let diverged = run(&a);
+    let stderr = String::from_utf8_lossy(&diverged.stderr);
+    assert!(!diverged.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("training diverged") || stderr.contains("the loss is"),
+        "{stderr}"
+    );
+    let after: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    assert!(before == after, "the diverged run changed the checkpoint");
+
     // Refused before anything runs: stage two, a non-empty foreign output, an empty data file.
     let refused = run(&args(&["--stage", "2"]));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("[INPUT_INVALID]"));

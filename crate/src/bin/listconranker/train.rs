@@ -143,9 +143,13 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
             let loss = trainer
                 .step_batch(&features, chunk, micro, schedule.at(step))
                 .map_err(|e| {
+                    let reason = match e {
+                        Error::InvalidInput(reason) => reason,
+                        other => other.to_string(),
+                    };
                     Error::input(format!(
-                        "training stopped at epoch {epoch}, step {}: {e} (the last checkpoint \
-                         written is kept)",
+                        "training stopped at epoch {epoch}, step {}: {reason} (the last \
+                         checkpoint written is kept)",
                         step + 1
                     ))
                 })?;
@@ -156,7 +160,16 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
         }
         bar.finish_and_clear();
         let seconds = epoch_started.elapsed().as_secs_f64();
-        let metrics = validate(&trainer, &features, &valid_lists)?;
+        let metrics = validate(&trainer, &features, &valid_lists).map_err(|e| {
+            let reason = match e {
+                Error::InvalidInput(reason) => reason,
+                other => other.to_string(),
+            };
+            Error::input(format!(
+                "after epoch {epoch}: {reason}; training diverged (try a lower --lr); the last \
+                 checkpoint written is kept"
+            ))
+        })?;
         let improved = best.is_none_or(|b| metrics.ap > b);
         eprintln!(
             "epoch {epoch}: mean loss {:.4}, {:.1} lists/s; validation MAP {:.2}, MRR@10 {:.2}{}",
@@ -252,6 +265,12 @@ fn validate(
     let mut mean = MetricsMean::default();
     for chunk in lists.chunks(64) {
         for (list, scores) in chunk.iter().zip(trainer.scores(features, chunk)?) {
+            if scores.iter().any(|s| !s.is_finite()) {
+                return Err(Error::input(format!(
+                    "the validation scores of the query {:?} are not finite",
+                    list.texts[0].chars().take(60).collect::<String>()
+                )));
+            }
             let scores: Vec<f64> = scores.into_iter().map(f64::from).collect();
             mean.add(RankingMetrics::of_query(
                 &list.positive,
