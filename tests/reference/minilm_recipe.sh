@@ -28,8 +28,8 @@ echo "untrained head on the test split" >&2
 echo "training (stage one)" >&2
 started=$(date +%s)
 /usr/bin/time -v "$bin" train --model "$work/minilm-ranker" --data "$work/data/train.jsonl" \
-    --valid "$work/data/valid.jsonl" --epochs "${LCR_RECIPE_EPOCHS:-8}" --batch-size 32 --micro-batch 32 \
-    --lr 1e-4 --passages-per-query 20 --seed "$seed" --out "$work/trained" 2> >(tee "$work/train.log" >&2) > /dev/null
+    --valid "$work/data/valid.jsonl" --epochs "${LCR_RECIPE_EPOCHS:-12}" --batch-size "${LCR_RECIPE_BATCH:-16}" --micro-batch 16 \
+    --lr "${LCR_RECIPE_LR:-1e-3}" --passages-per-query 20 --seed "$seed" --out "$work/trained" 2> >(tee "$work/train.log" >&2) > /dev/null
 seconds=$(( $(date +%s) - started ))
 peak_kb=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/train.log")
 

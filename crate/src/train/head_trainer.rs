@@ -165,7 +165,8 @@ impl HeadTrainer {
     }
 
     /// The scores of `lists` under the current parameters (no gradient; the CPU kernels run),
-    /// one per passage: what validation ranks.
+    /// one per passage: what validation ranks. Each list needs a positive and a negative (AP
+    /// means nothing otherwise).
     pub fn scores(
         &self,
         features: &PooledFeatures,
@@ -173,6 +174,9 @@ impl HeadTrainer {
     ) -> Result<Vec<Vec<f32>>> {
         if lists.is_empty() {
             return Ok(Vec::new());
+        }
+        for list in lists {
+            list.check()?;
         }
         let head = self.head.valid();
         let pooled = features.of_lists(lists, &Device::flex())?;
