@@ -487,13 +487,7 @@ fn the_train_command_writes_a_checkpoint_that_loads() {
     assert!(scores[0].iter().all(|s| s.is_finite()));
 
     // A run that diverges stops with the epoch named and leaves the checkpoint there as it was.
-    let before: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name(), std::fs::read(e.path()).unwrap())
-        })
-        .collect();
+    let before = files_of(&out);
     let mut a = args(&[]);
     for (flag, value) in [("--lr", "1e30"), ("--batch-size", "100")] {
         let at = a.iter().position(|s| s == flag).unwrap();
@@ -506,13 +500,7 @@ fn the_train_command_writes_a_checkpoint_that_loads() {
         stderr.contains("training diverged") || stderr.contains("the loss is"),
         "{stderr}"
     );
-    let after: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name(), std::fs::read(e.path()).unwrap())
-        })
-        .collect();
+    let after = files_of(&out);
     assert!(before == after, "the diverged run changed the checkpoint");
 
     // Refused before anything runs: stage two, a non-empty foreign output, an empty data file.
@@ -545,4 +533,17 @@ fn the_train_command_writes_a_checkpoint_that_loads() {
         stderr.contains("empty") && stderr.contains("[DATA_INVALID]"),
         "{stderr}"
     );
+}
+
+/// Every file of `dir` with its bytes, sorted by name.
+fn files_of(dir: &std::path::Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
 }

@@ -143,10 +143,7 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
             let loss = trainer
                 .step_batch(&features, chunk, micro, schedule.at(step))
                 .map_err(|e| {
-                    let reason = match e {
-                        Error::InvalidInput(reason) => reason,
-                        other => other.to_string(),
-                    };
+                    let reason = reason(e);
                     Error::input(format!(
                         "training stopped at epoch {epoch}, step {}: {reason} (the last \
                          checkpoint written is kept)",
@@ -161,10 +158,7 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
         bar.finish_and_clear();
         let seconds = epoch_started.elapsed().as_secs_f64();
         let metrics = validate(&trainer, &features, &valid_lists).map_err(|e| {
-            let reason = match e {
-                Error::InvalidInput(reason) => reason,
-                other => other.to_string(),
-            };
+            let reason = reason(e);
             Error::input(format!(
                 "after epoch {epoch}: {reason}; training diverged (try a lower --lr); the last \
                  checkpoint written is kept"
@@ -202,6 +196,14 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
     }
     println!("{}", args.out.display());
     Ok(())
+}
+
+/// What went wrong, without the "invalid input" prefix, to go inside a message that says where.
+fn reason(e: Error) -> String {
+    match e {
+        Error::InvalidInput(reason) => reason,
+        other => other.to_string(),
+    }
 }
 
 /// Options that cannot work, refused before anything is read.
