@@ -547,3 +547,146 @@ fn files_of(dir: &std::path::Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
     files.sort();
     files
 }
+
+/// The fixture's encoder alone (config, weights, tokenizer; no list head) in `dir`: a plain
+/// BERT checkpoint.
+fn plain_bert(model: &str, dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(model_dir(model)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() && path.extension().is_none_or(|e| e != "pt") {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_similarity_head_starts_as_the_distance_of_the_normalised_embeddings() {
+    use listconranker::SentenceEncoder;
+    use listconranker::config::BertConfig;
+    use listconranker::train::{HeadInit, HeadShape, fresh_head, stage_fresh_head};
+
+    let scratch = tempfile::tempdir().unwrap();
+    let plain = scratch.path().join("plain");
+    plain_bert("en-3layer", &plain);
+    let config = BertConfig::from_file(&plain.join("config.json")).unwrap();
+    let hidden = config.hidden_size;
+    let shape = HeadShape::for_encoder(hidden, config.num_attention_heads, HeadInit::Similarity);
+    let head = fresh_head(shape, HeadInit::Similarity, 3).unwrap();
+    let staged = stage_fresh_head(&plain, &scratch.path().join("out"), &head).unwrap();
+    let ranker = Reranker::load(staged.path(), LoadOptions::default()).unwrap();
+    let list = [
+        "how do I bake bread at home",
+        "Mix flour, water, yeast and salt, knead, let it rise and bake it hot.",
+        "The stock market fell sharply on Monday.",
+        "Bread machines knead and bake a loaf for you.",
+        "Cats sleep for most of the day.",
+    ];
+    let scores = ranker.compute_score(&[list.to_vec()]).unwrap().remove(0);
+    let encoder = SentenceEncoder::load(&plain, &LoadOptions::default()).unwrap();
+    let normalised: Vec<Vec<f64>> = encoder
+        .embed(&list)
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let rms =
+                (e.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / e.len() as f64).sqrt();
+            e.iter().map(|v| f64::from(*v) / rms).collect()
+        })
+        .collect();
+    for (i, got) in scores.iter().enumerate() {
+        // [q; -q] against [p; -p] through a ReLU: each entry's difference once.
+        let l1: f64 = normalised[0]
+            .iter()
+            .zip(&normalised[i + 1])
+            .map(|(q, p)| (q - p).abs())
+            .sum::<f64>();
+        let want = 1.0 / (1.0 + (-(3.2 - 4.0 / hidden as f64 * l1)).exp());
+        assert!(
+            (f64::from(*got) - want).abs() < 1e-4,
+            "passage {i}: {got} against {want}"
+        );
+    }
+    let staged_path = staged.path().to_path_buf();
+    drop(staged);
+    assert!(!staged_path.exists(), "the staged checkpoint is removed");
+
+    // A checkpoint that has a head is not a plain BERT one.
+    assert!(stage_fresh_head(&model_dir("en-3layer"), &scratch.path().join("x"), &head).is_err());
+}
+
+#[test]
+fn the_train_command_starts_a_fresh_head_on_a_plain_encoder() {
+    let scratch = tempfile::tempdir().unwrap();
+    let plain = scratch.path().join("plain");
+    plain_bert("zh-tiny", &plain);
+    let out = scratch.path().join("trained");
+    let data = common::fixtures().join("eval/cmteb-mini.jsonl");
+    let (plain_s, data_s, out_s) = (
+        plain.to_str().unwrap(),
+        data.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let base = [
+        "train",
+        "--model",
+        plain_s,
+        "--data",
+        data_s,
+        "--valid",
+        data_s,
+        "--out",
+        out_s,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--passages-per-query",
+        "5",
+        "--init-head",
+    ];
+    for (extra, wants) in [
+        (&[][..], "similarity start"),
+        (
+            &[
+                "--head-init",
+                "random",
+                "--head-dim",
+                "24",
+                "--head-ffn",
+                "16",
+                "--head-layers",
+                "1",
+            ][..],
+            "random start): D 24, F 16, 1 layers",
+        ),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let done = common::run_cli(&args, b"");
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert!(done.status.success(), "{stderr}");
+        assert!(stderr.contains(wants), "{stderr}");
+        let ranker = Reranker::load(&out, LoadOptions::default()).unwrap();
+        let scores = ranker
+            .compute_score(&[vec!["长期失眠应该看哪个科", "神经内科", "跑步"]])
+            .unwrap();
+        assert!(scores[0].iter().all(|s| s.is_finite()));
+        let leftovers: Vec<_> = std::fs::read_dir(scratch.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("partial"))
+            .collect();
+        assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
+    }
+    // The similarity start needs D = 2 x hidden; a model with a head is not a plain encoder.
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--head-dim", "24"]);
+    let refused = common::run_cli(&args, b"");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("twice the encoder's hidden size"));
+    let mut args = base.to_vec();
+    let with_head = model_dir("zh-tiny");
+    args[2] = with_head.to_str().unwrap();
+    let refused = common::run_cli(&args, b"");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("already has a list head"));
+}

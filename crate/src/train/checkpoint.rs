@@ -10,6 +10,7 @@ use safetensors::tensor::TensorView;
 
 use super::named::NamedTensor;
 use crate::error::{Error, Result};
+use crate::weights::find_encoder_files;
 use crate::weights::staging::StagingDir;
 use crate::weights::torch_save::{StateTensor, torch_save_bytes};
 
@@ -41,6 +42,44 @@ pub fn write_split_checkpoint(
 ) -> Result<()> {
     check_checkpoint_output(out_dir)?;
     let staging = StagingDir::beside(out_dir)?;
+    copy_description_files(source_dir, &staging)?;
+    staging.write("model.safetensors", &safetensors_bytes(encoder)?)?;
+    write_head_pickles(&staging, head)?;
+    staging.replace(out_dir)
+}
+
+/// A checkpoint of `encoder_dir`'s encoder under the fresh `head`, staged in a temporary
+/// directory beside `beside` (removed when dropped) for the loader to read: the encoder's
+/// weights are linked (or copied where links are not possible), its config and tokenizer
+/// copied, the head written as the split layout's two pickles.
+pub fn stage_fresh_head(
+    encoder_dir: &Path,
+    beside: &Path,
+    head: &[NamedTensor],
+) -> Result<StagingDir> {
+    let encoder = find_encoder_files(encoder_dir)?;
+    if encoder_dir.join("linear_in_embedding.pt").exists()
+        || encoder_dir.join("list_transformer.pt").exists()
+    {
+        return Err(Error::input(format!(
+            "{} already has a list head; --init-head starts from a plain BERT checkpoint",
+            encoder_dir.display()
+        )));
+    }
+    let staging = StagingDir::beside(beside)?;
+    copy_description_files(encoder_dir, &staging)?;
+    let name = encoder
+        .weights
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::read_model(encoder.weights.display(), "no file name"))?;
+    staging.link_or_copy(&encoder.weights, name)?;
+    write_head_pickles(&staging, head)?;
+    Ok(staging)
+}
+
+/// Copies the source's config and tokenizer files into `staging`.
+fn copy_description_files(source_dir: &Path, staging: &StagingDir) -> Result<()> {
     let mut copied = 0;
     for name in COPIED_FILES {
         let source = source_dir.join(name);
@@ -56,7 +95,12 @@ pub fn write_split_checkpoint(
             source_dir.display()
         )));
     }
-    staging.write("model.safetensors", &safetensors_bytes(encoder)?)?;
+    Ok(())
+}
+
+/// Writes `head` as `linear_in_embedding.pt` and `list_transformer.pt` (with the template
+/// layer the original's strict loading wants).
+fn write_head_pickles(staging: &StagingDir, head: &[NamedTensor]) -> Result<()> {
     let (projection, list): (Vec<&NamedTensor>, Vec<&NamedTensor>) = head
         .iter()
         .partition(|t| t.key.starts_with("linear_in_embedding."));
@@ -100,8 +144,7 @@ pub fn write_split_checkpoint(
     staging.write(
         "list_transformer.pt",
         &torch_save_bytes("list_transformer", &state)?,
-    )?;
-    staging.replace(out_dir)
+    )
 }
 
 /// Refuses an output that is a symlink or a file, or a non-empty directory that is not a

@@ -7,15 +7,17 @@ mod checkpoint;
 mod circle_loss;
 mod features;
 mod head_trainer;
+mod init_head;
 mod lists;
 mod named;
 mod sampling;
 mod schedule;
 
-pub use checkpoint::{check_checkpoint_output, write_split_checkpoint};
+pub use checkpoint::{check_checkpoint_output, stage_fresh_head, write_split_checkpoint};
 pub use circle_loss::CircleLoss;
 pub use features::PooledFeatures;
 pub use head_trainer::{HeadTrainer, TrainOptions};
+pub use init_head::{HeadInit, HeadShape, fresh_head};
 pub use lists::TrainingList;
 pub use named::{NamedTensor, named_gradients, named_parameters};
 pub use sampling::{LabelledQuery, epoch_lists};

@@ -48,6 +48,16 @@ impl StagingDir {
             .map_err(|e| Error::write_output(path.display(), e))
     }
 
+    /// Brings `source` in as `name` by a hard link (no second copy of a large file), or by a
+    /// copy where the file system cannot link (another device, no link support).
+    pub fn link_or_copy(&self, source: &Path, name: &str) -> Result<()> {
+        let path = self.dir.path().join(name);
+        if std::fs::hard_link(source, &path).is_ok() {
+            return Ok(());
+        }
+        self.copy(source, name)
+    }
+
     /// Moves the complete directory to `out_dir`. An old one there is moved aside first and
     /// removed only once the new one is in place.
     pub fn replace(self, out_dir: &Path) -> Result<()> {

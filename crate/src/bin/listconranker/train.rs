@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use listconranker::config::BertConfig;
 use listconranker::eval::{MetricsMean, RankingMetrics, Semantics, read_data_set};
 use listconranker::train::{
-    CircleLoss, HeadTrainer, LabelledQuery, LinearSchedule, PooledFeatures, TrainOptions,
-    TrainingList, check_checkpoint_output, epoch_lists, named_parameters, write_split_checkpoint,
+    CircleLoss, HeadInit, HeadShape, HeadTrainer, LabelledQuery, LinearSchedule, PooledFeatures,
+    TrainOptions, TrainingList, check_checkpoint_output, epoch_lists, fresh_head, named_parameters,
+    stage_fresh_head, write_split_checkpoint,
 };
+use listconranker::weights::staging::StagingDir;
 use listconranker::{Backend, Error, Precision};
 
 use crate::ModelArgs;
@@ -70,6 +73,39 @@ pub struct TrainArgs {
     /// other non-empty directory is refused).
     #[arg(long)]
     out: PathBuf,
+    /// Start from a plain BERT checkpoint (config, weights and tokenizer, no list head) under a
+    /// fresh list head instead of the model's own.
+    #[arg(long)]
+    init_head: bool,
+    /// How the fresh head starts: `similarity` ranks as the encoder's normalised embeddings do
+    /// (their L1 distance) before any training; `random` is PyTorch's default initialisation.
+    #[arg(long, value_enum, default_value_t = InitKind::Similarity, requires = "init_head")]
+    head_init: InitKind,
+    /// The fresh head's width D (default: twice the encoder's hidden size for `similarity`,
+    /// which it needs; 1.75 times it for `random`, the release's proportion).
+    #[arg(long, requires = "init_head", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    head_dim: Option<u64>,
+    /// The fresh head's feed-forward width F (default: twice the encoder's hidden size).
+    #[arg(long, requires = "init_head", value_parser = clap::value_parser!(u64).range(1..=262144))]
+    head_ffn: Option<u64>,
+    /// The fresh head's list layers.
+    #[arg(long, requires = "init_head", value_parser = clap::value_parser!(u64).range(1..=64))]
+    head_layers: Option<u64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum InitKind {
+    Similarity,
+    Random,
+}
+
+impl From<InitKind> for HeadInit {
+    fn from(kind: InitKind) -> Self {
+        match kind {
+            InitKind::Similarity => HeadInit::Similarity,
+            InitKind::Random => HeadInit::Random,
+        }
+    }
 }
 
 pub fn run(args: &TrainArgs) -> Result<(), Error> {
@@ -77,7 +113,17 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
     check_checkpoint_output(&args.out)?;
     let train = read_queries(&args.data)?;
     let valid = read_queries(&args.valid)?;
-    let ranker = args.model.load()?;
+    // A fresh head is staged as a checkpoint beside the output, loaded like any other and
+    // removed at the end.
+    let fresh = args.init_head.then(|| stage_head(args)).transpose()?;
+    let ranker = match &fresh {
+        Some(staged) => ModelArgs {
+            model: staged.path().to_path_buf(),
+            ..args.model.clone()
+        }
+        .load()?,
+        None => args.model.load()?,
+    };
     let batch_tokens = ranker.options().effective_batch_tokens();
     let parts = ranker.into_training_parts();
     let valid_lists: Vec<TrainingList> = valid.iter().map(LabelledQuery::full_list).collect();
@@ -122,6 +168,7 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
         total_steps: steps_per_epoch * args.epochs,
     };
     let untrained = validate(&trainer, &features, &valid_lists)?;
+    let starting_head = trainer.parameters();
     eprintln!(
         "epoch 0 (untrained head): validation MAP {:.2}, MRR@10 {:.2}",
         untrained.ap * 100.0,
@@ -187,12 +234,14 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
             )?;
         }
     }
-    if best.is_some_and(|b| b <= untrained.ap) {
+    if best.is_none_or(|b| b <= untrained.ap) {
+        // Training did not help on validation: the starting head is the best checkpoint.
         eprintln!(
-            "warning: no epoch beat the untrained head on validation (MAP {:.2}); the best epoch \
-             was written anyway",
+            "warning: no epoch beat the starting head on validation (MAP {:.2}); the starting \
+             head was written",
             untrained.ap * 100.0
         );
+        write_split_checkpoint(&args.model.model, &args.out, &encoder, &starting_head)?;
     }
     println!("{}", args.out.display());
     Ok(())
@@ -204,6 +253,30 @@ fn reason(e: Error) -> String {
         Error::InvalidInput(reason) => reason,
         other => other.to_string(),
     }
+}
+
+/// A fresh head of the requested shape on the encoder at `--model`, staged for loading.
+fn stage_head(args: &TrainArgs) -> Result<StagingDir, Error> {
+    let config = BertConfig::from_file(&args.model.model.join("config.json"))?;
+    let init = HeadInit::from(args.head_init);
+    let mut shape = HeadShape::for_encoder(config.hidden_size, config.num_attention_heads, init);
+    let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    shape.dim = args.head_dim.map_or(shape.dim, size);
+    shape.ffn = args.head_ffn.map_or(shape.ffn, size);
+    shape.layers = args.head_layers.map_or(shape.layers, size);
+    let head = fresh_head(shape, init, args.seed)?;
+    eprintln!(
+        "fresh list head ({} start): D {}, F {}, {} layers, {} heads",
+        match init {
+            HeadInit::Similarity => "similarity",
+            HeadInit::Random => "random",
+        },
+        shape.dim,
+        shape.ffn,
+        shape.layers,
+        shape.heads
+    );
+    stage_fresh_head(&args.model.model, &args.out, &head)
 }
 
 /// Options that cannot work, refused before anything is read.
