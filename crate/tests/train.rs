@@ -679,6 +679,21 @@ fn the_train_command_starts_a_fresh_head_on_a_plain_encoder() {
             .collect();
         assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
     }
+    // A head too large for the machine (206 GB with its gradients and AdamW's moments) is
+    // refused from the estimate, before anything is allocated or encoded.
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--head-init", "random", "--head-dim", "32768"]);
+    let started = std::time::Instant::now();
+    let refused = common::run_cli(&args, b"");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("stage one would need about"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("pooled features") && started.elapsed().as_secs() < 30,
+        "{stderr}"
+    );
     // The similarity start needs D = 2 x hidden; a model with a head is not a plain encoder.
     let mut args = base.to_vec();
     args.extend_from_slice(&["--head-dim", "24"]);

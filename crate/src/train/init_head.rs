@@ -22,6 +22,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::named::NamedTensor;
+use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 
 /// How a fresh head's parameters start.
@@ -45,6 +46,19 @@ pub struct HeadShape {
     pub layers: usize,
     /// Attention heads of the list layers (the original takes the encoder's count).
     pub heads: usize,
+}
+
+impl From<&ModelConfig> for HeadShape {
+    /// The shape of a loaded model's head.
+    fn from(config: &ModelConfig) -> Self {
+        Self {
+            hidden: config.bert.hidden_size,
+            dim: config.list.dim,
+            ffn: config.list.ffn,
+            layers: config.list.layers,
+            heads: config.list.heads,
+        }
+    }
 }
 
 impl HeadShape {

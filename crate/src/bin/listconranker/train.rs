@@ -12,8 +12,8 @@ use listconranker::config::BertConfig;
 use listconranker::eval::{MetricsMean, RankingMetrics, Semantics, read_data_set};
 use listconranker::train::{
     CircleLoss, HeadInit, HeadShape, HeadTrainer, LabelledQuery, LinearSchedule, PooledFeatures,
-    TrainOptions, TrainingList, check_checkpoint_output, epoch_lists, fresh_head, named_parameters,
-    stage_fresh_head, write_split_checkpoint,
+    StageOneSizes, TrainOptions, TrainingList, check_checkpoint_output, epoch_lists, fresh_head,
+    named_parameters, stage_fresh_head, write_split_checkpoint,
 };
 use listconranker::weights::staging::StagingDir;
 use listconranker::{Backend, Error, Precision};
@@ -113,9 +113,33 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
     check_checkpoint_output(&args.out)?;
     let train = read_queries(&args.data)?;
     let valid = read_queries(&args.valid)?;
+    let memory = |head: HeadShape| StageOneSizes {
+        head,
+        texts: train
+            .iter()
+            .chain(&valid)
+            .map(|q| 1 + q.positive.len() + q.negative.len())
+            .sum(),
+        list_len: train
+            .iter()
+            .map(|q| {
+                1 + (q.positive.len() + q.negative.len()).min(args.passages_per_query as usize)
+            })
+            .chain(
+                valid
+                    .iter()
+                    .map(|q| 1 + q.positive.len() + q.negative.len()),
+            )
+            .max()
+            .unwrap_or(1),
+        micro_batch: args.micro_batch.min(args.batch_size) as usize,
+    };
     // A fresh head is staged as a checkpoint beside the output, loaded like any other and
     // removed at the end.
-    let fresh = args.init_head.then(|| stage_head(args)).transpose()?;
+    let fresh = args
+        .init_head
+        .then(|| stage_head(args, memory))
+        .transpose()?;
     let ranker = match &fresh {
         Some(staged) => ModelArgs {
             model: staged.path().to_path_buf(),
@@ -126,6 +150,9 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
     };
     let batch_tokens = ranker.options().effective_batch_tokens();
     let parts = ranker.into_training_parts();
+    if fresh.is_none() {
+        memory(HeadShape::from(&parts.config)).check()?;
+    }
     let valid_lists: Vec<TrainingList> = valid.iter().map(LabelledQuery::full_list).collect();
     let every_text: Vec<TrainingList> = train
         .iter()
@@ -256,7 +283,11 @@ fn reason(e: Error) -> String {
 }
 
 /// A fresh head of the requested shape on the encoder at `--model`, staged for loading.
-fn stage_head(args: &TrainArgs) -> Result<StagingDir, Error> {
+/// Refused before anything is allocated when `memory` of its shape exceeds what is available.
+fn stage_head(
+    args: &TrainArgs,
+    memory: impl Fn(HeadShape) -> StageOneSizes,
+) -> Result<StagingDir, Error> {
     let config = BertConfig::from_file(&args.model.model.join("config.json"))?;
     let init = HeadInit::from(args.head_init);
     let mut shape = HeadShape::for_encoder(config.hidden_size, config.num_attention_heads, init);
@@ -264,6 +295,8 @@ fn stage_head(args: &TrainArgs) -> Result<StagingDir, Error> {
     shape.dim = args.head_dim.map_or(shape.dim, size);
     shape.ffn = args.head_ffn.map_or(shape.ffn, size);
     shape.layers = args.head_layers.map_or(shape.layers, size);
+    shape.check(init)?;
+    memory(shape).check()?;
     let head = fresh_head(shape, init, args.seed)?;
     eprintln!(
         "fresh list head ({} start): D {}, F {}, {} layers, {} heads",
