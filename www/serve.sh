@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Serves the demo on http://127.0.0.1:${PORT:-8080}/www/ : builds the npm package (pkg/) and the
-# demo's model bundle (www/models/zh-tiny, from the test fixture: random weights) when missing.
+# demo's model bundles when missing: www/models/zh-tiny (the test fixture: random weights) and,
+# once the MiniLM recipe has been run (tests/reference/minilm_recipe.sh), its trained model as
+# www/models/minilm-docstrings (f16), which the page then opens by default.
 # The page is served cross-origin isolated (www/serve.py), so the CPU backend runs on every core.
 #   bash www/serve.sh
 set -euo pipefail
@@ -10,6 +12,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/listconranker-target}"
 if [ ! -f www/models/zh-tiny/manifest.json ]; then
     cargo run --release --quiet --manifest-path crate/Cargo.toml -- \
         convert --model tests/fixtures/models/zh-tiny --out www/models/zh-tiny
+fi
+trained="${LCR_DEMO_TRAINED:-tests/.synthetic/minilm-recipe/trained}"
+if [ -f "$trained/list_transformer.pt" ] && [ ! -f www/models/minilm-docstrings/manifest.json ]; then
+    cargo run --release --quiet --manifest-path crate/Cargo.toml -- \
+        convert --model "$trained" --out www/models/minilm-docstrings --dtype f16
 fi
 port="${PORT:-8080}"
 echo "demo: http://127.0.0.1:$port/www/"

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 
 use common::{model_dir, reference_venv};
 use listconranker::train::{
-    CircleLoss, HeadTrainer, NamedTensor, PooledFeatures, TrainOptions, TrainingList,
-    named_parameters,
+    CircleLoss, EncoderWeights, HeadTrainer, NamedTensor, PooledFeatures, TrainOptions,
+    TrainingList, named_parameters,
 };
 use listconranker::{LoadOptions, Reranker};
 use serde_json::{Value, json};
@@ -367,7 +367,7 @@ fn a_trained_checkpoint_scores_the_same_here_and_in_the_reference() {
     listconranker::train::write_split_checkpoint(
         &model_dir(model),
         &out,
-        &parts_encoder,
+        EncoderWeights::Tensors(&parts_encoder),
         &trainer.parameters(),
     )
     .unwrap();
@@ -403,21 +403,27 @@ fn a_trained_checkpoint_scores_the_same_here_and_in_the_reference() {
     let (worst, at) = common::max_abs_diff(&got.concat(), &want.concat());
     assert!(worst <= 1e-5, "score {at}: |difference| {worst:e}");
 
-    // Writing again over the checkpoint replaces it; a directory of other files is refused.
+    // Writing again over the checkpoint replaces it, the encoder now taken over as the
+    // source's file (stage one's way): the same scores; a directory of other files is refused.
     listconranker::train::write_split_checkpoint(
         &model_dir(model),
         &out,
-        &parts_encoder,
+        EncoderWeights::FromSource,
         &trainer.parameters(),
     )
     .unwrap();
+    let again = Reranker::load(&out, LoadOptions::default())
+        .unwrap()
+        .compute_score(&batch)
+        .unwrap();
+    assert_eq!(again, got);
     let other = scratch.path().join("other");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("notes.txt"), "mine").unwrap();
     let e = listconranker::train::write_split_checkpoint(
         &model_dir(model),
         &other,
-        &parts_encoder,
+        EncoderWeights::Tensors(&parts_encoder),
         &trainer.parameters(),
     )
     .unwrap_err();

@@ -10,9 +10,9 @@ use safetensors::tensor::TensorView;
 
 use super::named::NamedTensor;
 use crate::error::{Error, Result};
-use crate::weights::find_encoder_files;
 use crate::weights::staging::StagingDir;
 use crate::weights::torch_save::{StateTensor, torch_save_bytes};
+use crate::weights::{find_encoder_files, find_model_files};
 
 /// The source's files that describe the model rather than hold its weights: copied as they are.
 const COPIED_FILES: [&str; 5] = [
@@ -29,6 +29,24 @@ const COPIED_FILES: [&str; 5] = [
 const TEMPLATE_PREFIX: &str = "list_transformer_layer.";
 const LAYER_ZERO_PREFIX: &str = "list_transformer.layers.0.";
 
+/// The encoder's weights in a checkpoint being written.
+#[derive(Clone, Copy, Debug)]
+pub enum EncoderWeights<'a> {
+    /// Unchanged from the source (stage one): its weights file is linked or copied byte for
+    /// byte, under its own name and in its own dtype, with no second copy in memory. Needs a
+    /// split-layout or plain BERT source (a merged-layout file holds the list part too).
+    FromSource,
+    /// These values (named as [`super::named_parameters`] gives them), written as
+    /// `model.safetensors` in f32.
+    Tensors(&'a [NamedTensor]),
+}
+
+/// Whether `dir`'s weights file holds the list part too (the merged layout), so that its
+/// encoder cannot be taken over as a file.
+pub fn has_merged_weights(dir: &Path) -> bool {
+    matches!(find_model_files(dir), Ok(files) if files.list_part.is_none())
+}
+
 /// Writes `encoder` and `head` (named tensors in PyTorch's layout, as
 /// [`super::named_parameters`] gives them) with `source_dir`'s config and tokenizer files as a
 /// checkpoint at `out_dir`: into a fresh directory beside it, which replaces `out_dir` only
@@ -37,13 +55,27 @@ const LAYER_ZERO_PREFIX: &str = "list_transformer.layers.0.";
 pub fn write_split_checkpoint(
     source_dir: &Path,
     out_dir: &Path,
-    encoder: &[NamedTensor],
+    encoder: EncoderWeights,
     head: &[NamedTensor],
 ) -> Result<()> {
     check_checkpoint_output(out_dir)?;
     let staging = StagingDir::beside(out_dir)?;
     copy_description_files(source_dir, &staging)?;
-    staging.write("model.safetensors", &safetensors_bytes(encoder)?)?;
+    match encoder {
+        EncoderWeights::Tensors(tensors) => {
+            staging.write("model.safetensors", &safetensors_bytes(tensors)?)?
+        }
+        EncoderWeights::FromSource => {
+            if has_merged_weights(source_dir) {
+                return Err(Error::input(format!(
+                    "{}'s weights file holds the list part too (the merged layout): its \
+                     encoder is written from its tensors, not copied",
+                    source_dir.display()
+                )));
+            }
+            link_encoder_file(source_dir, &staging)?;
+        }
+    }
     write_head_pickles(&staging, head)?;
     staging.replace(out_dir)
 }
@@ -57,7 +89,6 @@ pub fn stage_fresh_head(
     beside: &Path,
     head: &[NamedTensor],
 ) -> Result<StagingDir> {
-    let encoder = find_encoder_files(encoder_dir)?;
     if encoder_dir.join("linear_in_embedding.pt").exists()
         || encoder_dir.join("list_transformer.pt").exists()
     {
@@ -68,14 +99,20 @@ pub fn stage_fresh_head(
     }
     let staging = StagingDir::beside(beside)?;
     copy_description_files(encoder_dir, &staging)?;
+    link_encoder_file(encoder_dir, &staging)?;
+    write_head_pickles(&staging, head)?;
+    Ok(staging)
+}
+
+/// Brings `source_dir`'s encoder weights file into `staging` under its own name.
+fn link_encoder_file(source_dir: &Path, staging: &StagingDir) -> Result<()> {
+    let encoder = find_encoder_files(source_dir)?;
     let name = encoder
         .weights
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| Error::read_model(encoder.weights.display(), "no file name"))?;
-    staging.link_or_copy(&encoder.weights, name)?;
-    write_head_pickles(&staging, head)?;
-    Ok(staging)
+    staging.link_or_copy(&encoder.weights, name)
 }
 
 /// Copies the source's config and tokenizer files into `staging`.

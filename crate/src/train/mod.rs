@@ -14,7 +14,10 @@ mod named;
 mod sampling;
 mod schedule;
 
-pub use checkpoint::{check_checkpoint_output, stage_fresh_head, write_split_checkpoint};
+pub use checkpoint::{
+    EncoderWeights, check_checkpoint_output, has_merged_weights, stage_fresh_head,
+    write_split_checkpoint,
+};
 pub use circle_loss::CircleLoss;
 pub use features::PooledFeatures;
 pub use head_trainer::{HeadTrainer, TrainOptions};

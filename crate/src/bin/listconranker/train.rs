@@ -11,9 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use listconranker::config::BertConfig;
 use listconranker::eval::{MetricsMean, RankingMetrics, Semantics, read_data_set};
 use listconranker::train::{
-    CircleLoss, HeadInit, HeadShape, HeadTrainer, LabelledQuery, LinearSchedule, PooledFeatures,
-    StageOneSizes, TrainOptions, TrainingList, check_checkpoint_output, epoch_lists, fresh_head,
-    named_parameters, stage_fresh_head, write_split_checkpoint,
+    CircleLoss, EncoderWeights, HeadInit, HeadShape, HeadTrainer, LabelledQuery, LinearSchedule,
+    PooledFeatures, StageOneSizes, TrainOptions, TrainingList, check_checkpoint_output,
+    epoch_lists, fresh_head, has_merged_weights, named_parameters, stage_fresh_head,
+    write_split_checkpoint,
 };
 use listconranker::weights::staging::StagingDir;
 use listconranker::{Backend, Error, Precision};
@@ -172,7 +173,14 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
         features.len(),
         started.elapsed().as_secs_f64()
     );
-    let encoder = named_parameters(&parts.encoder, &parts.names);
+    // Stage one leaves the encoder as it was: its file is taken over as it is, except from a
+    // merged-layout checkpoint, whose one file holds the old head too.
+    let merged_encoder = has_merged_weights(&args.model.model)
+        .then(|| named_parameters(&parts.encoder, &parts.names));
+    let encoder = match &merged_encoder {
+        Some(tensors) => EncoderWeights::Tensors(tensors),
+        None => EncoderWeights::FromSource,
+    };
     drop(parts.encoder);
     let options = TrainOptions {
         loss: CircleLoss {
@@ -253,12 +261,7 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
         );
         if improved {
             best = Some(metrics.ap);
-            write_split_checkpoint(
-                &args.model.model,
-                &args.out,
-                &encoder,
-                &trainer.parameters(),
-            )?;
+            write_split_checkpoint(&args.model.model, &args.out, encoder, &trainer.parameters())?;
         }
     }
     if best.is_none_or(|b| b <= untrained.ap) {
@@ -268,7 +271,7 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
              head was written",
             untrained.ap * 100.0
         );
-        write_split_checkpoint(&args.model.model, &args.out, &encoder, &starting_head)?;
+        write_split_checkpoint(&args.model.model, &args.out, encoder, &starting_head)?;
     }
     println!("{}", args.out.display());
     Ok(())
