@@ -13,8 +13,11 @@ if [ ! -f www/models/zh-tiny/manifest.json ]; then
     cargo run --release --quiet --manifest-path crate/Cargo.toml -- \
         convert --model tests/fixtures/models/zh-tiny --out www/models/zh-tiny
 fi
-trained="${LCR_DEMO_TRAINED:-tests/.synthetic/minilm-recipe/trained}"
-if [ -f "$trained/list_transformer.pt" ] && [ ! -f www/models/minilm-docstrings/manifest.json ]; then
+trained=tests/.synthetic/minilm-recipe/trained
+# Converted again when the recipe has written a newer model since.
+if [ -f "$trained/list_transformer.pt" ] && { [ ! -f www/models/minilm-docstrings/manifest.json ] \
+        || [ "$trained/list_transformer.pt" -nt www/models/minilm-docstrings/manifest.json ]; }; then
+    rm -rf www/models/minilm-docstrings
     cargo run --release --quiet --manifest-path crate/Cargo.toml -- \
         convert --model "$trained" --out www/models/minilm-docstrings --dtype f16
 fi

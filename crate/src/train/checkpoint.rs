@@ -32,8 +32,8 @@ const LAYER_ZERO_PREFIX: &str = "list_transformer.layers.0.";
 /// The encoder's weights in a checkpoint being written.
 #[derive(Clone, Copy, Debug)]
 pub enum EncoderWeights<'a> {
-    /// Unchanged from the source (stage one): its weights file is linked or copied byte for
-    /// byte, under its own name and in its own dtype, with no second copy in memory. Needs a
+    /// Unchanged from the source (stage one): its weights file is copied byte for byte, under
+    /// its own name and in its own dtype, with no second copy in memory. Needs a
     /// split-layout or plain BERT source (a merged-layout file holds the list part too).
     FromSource,
     /// These values (named as [`super::named_parameters`] gives them), written as
@@ -73,7 +73,10 @@ pub fn write_split_checkpoint(
                     source_dir.display()
                 )));
             }
-            link_encoder_file(source_dir, &staging)?;
+            // Copied, not linked: a tool that later rewrites the output's file in place
+            // would otherwise rewrite the source's too.
+            let (path, name) = encoder_file(source_dir)?;
+            staging.copy(&path, &name)?;
         }
     }
     write_head_pickles(&staging, head)?;
@@ -99,20 +102,23 @@ pub fn stage_fresh_head(
     }
     let staging = StagingDir::beside(beside)?;
     copy_description_files(encoder_dir, &staging)?;
-    link_encoder_file(encoder_dir, &staging)?;
+    // Linked where possible: the staged checkpoint is only read, and removed after.
+    let (path, name) = encoder_file(encoder_dir)?;
+    staging.link_or_copy(&path, &name)?;
     write_head_pickles(&staging, head)?;
     Ok(staging)
 }
 
-/// Brings `source_dir`'s encoder weights file into `staging` under its own name.
-fn link_encoder_file(source_dir: &Path, staging: &StagingDir) -> Result<()> {
+/// `source_dir`'s encoder weights file and its name.
+fn encoder_file(source_dir: &Path) -> Result<(std::path::PathBuf, String)> {
     let encoder = find_encoder_files(source_dir)?;
     let name = encoder
         .weights
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::read_model(encoder.weights.display(), "no file name"))?;
-    staging.link_or_copy(&encoder.weights, name)
+        .ok_or_else(|| Error::read_model(encoder.weights.display(), "no file name"))?
+        .to_string();
+    Ok((encoder.weights, name))
 }
 
 /// Copies the source's config and tokenizer files into `staging`.

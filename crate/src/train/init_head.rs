@@ -5,7 +5,8 @@
 //! Two ways to start:
 //! - [`HeadInit::Random`]: PyTorch's default initialisation of the modules the original builds
 //!   (`nn.Linear`'s Kaiming-uniform, `nn.MultiheadAttention`'s Xavier-uniform in-projection and
-//!   zero biases, `nn.Embedding`'s standard normal, `nn.LayerNorm`'s ones and zeros). Its scores
+//!   zero biases, `nn.Embedding`'s standard normal, `nn.LayerNorm`'s ones and zeros; every list
+//!   layer a copy of the first, as `nn.TransformerEncoder` deep-copies its layer). Its scores
 //!   carry no relevance until trained.
 //! - [`HeadInit::Similarity`]: a head that starts out ranking as the encoder does. The
 //!   projection writes `[x; -x]` (D = 2 x hidden), the query tag is zero and every list layer
@@ -104,12 +105,21 @@ impl HeadShape {
                 2 * hidden
             )));
         }
-        // The largest tensors are D x 3D and 2D x D; refuse sizes whose element counts
-        // overflow before anything is allocated.
-        for (a, b) in [(dim, 3 * dim), (dim, ffn), (dim, hidden)] {
-            if a.checked_mul(b).is_none_or(|n| n > 1 << 32) {
-                return Err(Error::input(format!("a head of width {dim} is too large")));
-            }
+        // A cap on any one tensor (2^32 elements, 16 GiB in f32), before anything is
+        // allocated: the largest are the in-projection (3D x D), the score heads (D x 2D), the
+        // feed-forward (F x D) and the projection (D x hidden).
+        let elements = |a: usize, b: usize| a.checked_mul(b).filter(|n| *n <= 1 << 32);
+        let fits = dim
+            .checked_mul(3)
+            .and_then(|d3| elements(d3, dim))
+            .is_some()
+            && elements(dim, ffn).is_some()
+            && elements(dim, hidden).is_some();
+        if !fits {
+            return Err(Error::input(format!(
+                "a head of width {dim}, feed-forward {ffn} on a hidden size of {hidden} has a \
+                 tensor of more than 2^32 elements"
+            )));
         }
         Ok(())
     }
@@ -166,8 +176,11 @@ pub fn fresh_head(shape: HeadShape, init: HeadInit, seed: u64) -> Result<Vec<Nam
     ));
     out.extend(layer_norm("query_embedding.layerNorm", dim));
 
-    for layer in 0..layers {
-        let p = format!("list_transformer.layers.{layer}");
+    // nn.TransformerEncoder deep-copies one layer into every place, so all layers start
+    // equal: layer 0 is drawn and copied.
+    let first = out.len();
+    {
+        let p = "list_transformer.layers.0";
         let xavier = (6.0 / (dim + 3 * dim) as f64).sqrt() as f32;
         out.push(tensor(
             &format!("{p}.self_attn.in_proj_weight"),
@@ -214,6 +227,17 @@ pub fn fresh_head(shape: HeadShape, init: HeadInit, seed: u64) -> Result<Vec<Nam
         out.push(tensor(&format!("{p}.linear2.bias"), &[dim], b2));
         out.extend(layer_norm(&format!("{p}.norm1"), dim));
         out.extend(layer_norm(&format!("{p}.norm2"), dim));
+    }
+    let layer_zero: Vec<NamedTensor> = out[first..].to_vec();
+    for layer in 1..layers {
+        out.extend(layer_zero.iter().map(|t| NamedTensor {
+            key: t.key.replacen(
+                "list_transformer.layers.0.",
+                &format!("list_transformer.layers.{layer}."),
+                1,
+            ),
+            ..t.clone()
+        }));
     }
 
     // linear_score2 (before the list transformer) starts as PyTorch would; with
@@ -339,6 +363,12 @@ mod tests {
         assert_eq!(w.shape, vec![768, 672]);
         let bound = 1.0 / (672f32).sqrt();
         assert!(w.values.iter().all(|v| v.abs() <= bound));
+        // Every layer starts as a copy of the first, as nn.TransformerEncoder builds them.
+        let layer_zero = a
+            .iter()
+            .find(|t| t.key == "list_transformer.layers.0.linear1.weight")
+            .unwrap();
+        assert_eq!(layer_zero.values, w.values);
     }
 
     #[test]

@@ -52,10 +52,14 @@ impl StagingDir {
     /// copy where the file system cannot link (another device, no link support).
     pub fn link_or_copy(&self, source: &Path, name: &str) -> Result<()> {
         let path = self.dir.path().join(name);
-        if std::fs::hard_link(source, &path).is_ok() {
+        // The file itself, not a symlink to it (a hard link to a relative symlink, as in a
+        // Hugging Face cache snapshot, would point nowhere from here).
+        let file =
+            std::fs::canonicalize(source).map_err(|e| Error::read_model(source.display(), e))?;
+        if std::fs::hard_link(&file, &path).is_ok() {
             return Ok(());
         }
-        self.copy(source, name)
+        self.copy(&file, name)
     }
 
     /// Moves the complete directory to `out_dir`. An old one there is moved aside first and

@@ -16,6 +16,7 @@ use listconranker::train::{
     epoch_lists, fresh_head, has_merged_weights, named_parameters, stage_fresh_head,
     write_split_checkpoint,
 };
+use listconranker::weights::find_encoder_files;
 use listconranker::weights::staging::StagingDir;
 use listconranker::{Backend, Error, Precision};
 
@@ -37,6 +38,8 @@ pub struct TrainArgs {
     /// 1: the encoder frozen, the list head trained (the only stage built so far).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     stage: u8,
+    /// Passes over the training data. 0 validates the starting head and writes it (with
+    /// --init-head: the fresh head as drawn).
     #[arg(long, default_value_t = 4)]
     epochs: usize,
     /// Lists per optimizer step (the card: 1024 in stage one).
@@ -112,9 +115,10 @@ impl From<InitKind> for HeadInit {
 pub fn run(args: &TrainArgs) -> Result<(), Error> {
     check(args)?;
     check_checkpoint_output(&args.out)?;
+    check_source(args)?;
     let train = read_queries(&args.data)?;
     let valid = read_queries(&args.valid)?;
-    let memory = |head: HeadShape| StageOneSizes {
+    let memory = |head: HeadShape, encoder_bytes: u64| StageOneSizes {
         head,
         texts: train
             .iter()
@@ -126,20 +130,22 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
             .map(|q| {
                 1 + (q.positive.len() + q.negative.len()).min(args.passages_per_query as usize)
             })
-            .chain(
-                valid
-                    .iter()
-                    .map(|q| 1 + q.positive.len() + q.negative.len()),
-            )
             .max()
             .unwrap_or(1),
         micro_batch: args.micro_batch.min(args.batch_size) as usize,
+        valid_list_len: valid
+            .iter()
+            .map(|q| 1 + q.positive.len() + q.negative.len())
+            .max()
+            .unwrap_or(1),
+        valid_batch: VALIDATION_BATCH,
+        encoder_bytes,
     };
     // A fresh head is staged as a checkpoint beside the output, loaded like any other and
     // removed at the end.
     let fresh = args
         .init_head
-        .then(|| stage_head(args, memory))
+        .then(|| stage_head(args, &memory))
         .transpose()?;
     let ranker = match &fresh {
         Some(staged) => ModelArgs {
@@ -151,8 +157,11 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
     };
     let batch_tokens = ranker.options().effective_batch_tokens();
     let parts = ranker.into_training_parts();
-    if fresh.is_none() {
-        memory(HeadShape::from(&parts.config)).check()?;
+    // Loaded: nothing reads the staged head again (and an interrupted run leaves less behind).
+    drop(fresh);
+    if !args.init_head {
+        // The encoder is in memory already, so the system's figure counts it.
+        memory(HeadShape::from(&parts.config), 0).check()?;
     }
     let valid_lists: Vec<TrainingList> = valid.iter().map(LabelledQuery::full_list).collect();
     let every_text: Vec<TrainingList> = train
@@ -209,7 +218,10 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
         untrained.ap * 100.0,
         untrained.mrr_10 * 100.0
     );
-    let mut best: Option<f64> = None;
+    // The starting head is the one to beat: an epoch is written only when it does better on
+    // validation, so an interrupted run never leaves a checkpoint worse than its start.
+    let mut best = untrained.ap;
+    let mut written = false;
     let mut step = 0;
     for epoch in 1..=args.epochs {
         let lists = epoch_lists(
@@ -246,7 +258,7 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
                  checkpoint written is kept"
             ))
         })?;
-        let improved = best.is_none_or(|b| metrics.ap > b);
+        let improved = metrics.ap > best;
         eprintln!(
             "epoch {epoch}: mean loss {:.4}, {:.1} lists/s; validation MAP {:.2}, MRR@10 {:.2}{}",
             loss_sum / lists.len().max(1) as f64,
@@ -260,17 +272,19 @@ pub fn run(args: &TrainArgs) -> Result<(), Error> {
             }
         );
         if improved {
-            best = Some(metrics.ap);
+            best = metrics.ap;
+            written = true;
             write_split_checkpoint(&args.model.model, &args.out, encoder, &trainer.parameters())?;
         }
     }
-    if best.is_none_or(|b| b <= untrained.ap) {
-        // Training did not help on validation: the starting head is the best checkpoint.
-        eprintln!(
-            "warning: no epoch beat the starting head on validation (MAP {:.2}); the starting \
-             head was written",
-            untrained.ap * 100.0
-        );
+    if !written {
+        if args.epochs > 0 {
+            eprintln!(
+                "warning: no epoch beat the starting head on validation (MAP {:.2}); the \
+                 starting head was written",
+                untrained.ap * 100.0
+            );
+        }
         write_split_checkpoint(&args.model.model, &args.out, encoder, &starting_head)?;
     }
     println!("{}", args.out.display());
@@ -289,7 +303,7 @@ fn reason(e: Error) -> String {
 /// Refused before anything is allocated when `memory` of its shape exceeds what is available.
 fn stage_head(
     args: &TrainArgs,
-    memory: impl Fn(HeadShape) -> StageOneSizes,
+    memory: &impl Fn(HeadShape, u64) -> StageOneSizes,
 ) -> Result<StagingDir, Error> {
     let config = BertConfig::from_file(&args.model.model.join("config.json"))?;
     let init = HeadInit::from(args.head_init);
@@ -299,7 +313,13 @@ fn stage_head(
     shape.ffn = args.head_ffn.map_or(shape.ffn, size);
     shape.layers = args.head_layers.map_or(shape.layers, size);
     shape.check(init)?;
-    memory(shape).check()?;
+    // Not loaded yet: its weights file counts (as stored; f32 in memory at most twice an f16
+    // file's size, which the estimate's margins cover for the small encoders this serves).
+    let encoder_bytes = find_encoder_files(&args.model.model)
+        .ok()
+        .and_then(|files| std::fs::metadata(files.weights).ok())
+        .map_or(0, |meta| meta.len());
+    memory(shape, encoder_bytes).check()?;
     let head = fresh_head(shape, init, args.seed)?;
     eprintln!(
         "fresh list head ({} start): D {}, F {}, {} layers, {} heads",
@@ -315,6 +335,27 @@ fn stage_head(
     stage_fresh_head(&args.model.model, &args.out, &head)
 }
 
+/// A source that cannot be trained from, or that the output would replace, refused before
+/// anything is read.
+fn check_source(args: &TrainArgs) -> Result<(), Error> {
+    let model = &args.model.model;
+    if model.join("manifest.json").is_file() {
+        return Err(Error::input(format!(
+            "{} is a web bundle; train from the checkpoint directory it was converted from",
+            model.display()
+        )));
+    }
+    let same = |a: &std::path::Path, b: &std::path::Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if same(model, &args.out) {
+        return Err(Error::input(format!(
+            "--out {} is the model being trained; write to another directory",
+            args.out.display()
+        )));
+    }
+    find_encoder_files(model)?;
+    Ok(())
+}
+
 /// Options that cannot work, refused before anything is read.
 fn check(args: &TrainArgs) -> Result<(), Error> {
     if args.stage != 1 {
@@ -326,9 +367,6 @@ fn check(args: &TrainArgs) -> Result<(), Error> {
         return Err(Error::input(
             "training runs on the CPU in f32 (--device cpu --dtype f32)",
         ));
-    }
-    if args.epochs == 0 {
-        return Err(Error::input("--epochs must be at least 1"));
     }
     let finite_positive = |v: f64| v.is_finite() && v > 0.0;
     if !finite_positive(args.lr) || !finite_positive(f64::from(args.gamma)) {
@@ -366,6 +404,9 @@ fn read_queries(path: &std::path::Path) -> Result<Vec<LabelledQuery>, Error> {
         .collect())
 }
 
+/// Validation lists scored per pass (no gradients kept).
+const VALIDATION_BATCH: usize = 64;
+
 /// Mean MAP and MRR over the validation queries, each ranking all its passages (MTEB 1.x
 /// semantics, as `eval` reports by default).
 fn validate(
@@ -374,7 +415,7 @@ fn validate(
     lists: &[TrainingList],
 ) -> Result<RankingMetrics, Error> {
     let mut mean = MetricsMean::default();
-    for chunk in lists.chunks(64) {
+    for chunk in lists.chunks(VALIDATION_BATCH) {
         for (list, scores) in chunk.iter().zip(trainer.scores(features, chunk)?) {
             if scores.iter().any(|s| !s.is_finite()) {
                 return Err(Error::input(format!(
