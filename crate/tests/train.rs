@@ -685,9 +685,9 @@ fn the_train_command_starts_a_fresh_head_on_a_plain_encoder() {
             .collect();
         assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
     }
-    // A head too large for the machine (206 GB with its gradients and AdamW's moments) is
-    // refused from the estimate, before anything is allocated or encoded (where the system
-    // says how much memory it has: Linux).
+    // A head too large for the machine (312 GB by the estimate: six copies of its 13 G
+    // parameters) is refused from the estimate, before anything is allocated or encoded (where
+    // the system says how much memory it has: Linux).
     if cfg!(target_os = "linux") {
         let mut args = base.to_vec();
         args.extend_from_slice(&["--head-init", "random", "--head-dim", "32768"]);

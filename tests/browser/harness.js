@@ -2,7 +2,7 @@
 // headless Debian Chromium through playwright-core, and the fixture models as web bundles.
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -116,12 +116,15 @@ export function nativeServer(model, args = []) {
 
 /**
  * The native CLI's scores for the same bundle: one `score` run per case (`batch` lists, or
- * `list` with --iterative). Returns the scores in the shape of the case's expected scores.
+ * `list` with --iterative). `model`: a bundle's name under tests/browser/.bundles/, or the
+ * absolute path of any model directory. Returns the scores in the shape of the case's expected
+ * scores.
  */
 export function nativeScores(model, testCase) {
   const iterative = !testCase.batch;
   const lists = iterative ? [testCase.list] : testCase.batch;
-  const args = ['score', '--model', join(here, '.bundles', model), '--max-length', String(testCase.max_length)];
+  const dir = isAbsolute(model) ? model : join(here, '.bundles', model);
+  const args = ['score', '--model', dir, '--max-length', String(testCase.max_length)];
   if (iterative) args.push('--iterative');
   const stdout = execFileSync(nativeBin(), args, {
     input: lists.map((l) => JSON.stringify(l)).join('\n') + '\n',
